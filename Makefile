@@ -1,0 +1,66 @@
+# nextdns-failover: build, test, package, demo.
+# `make demo` and `make test` are the two commands a newcomer runs (see README.md).
+
+GO        ?= go
+VERSION   ?= 0.1.0
+RELEASE   ?= 1
+# Reproducible builds take their timestamps from the last commit.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+export SOURCE_DATE_EPOCH
+
+ARCHS     ?= mips_24kc mipsel_24kc arm_cortex-a7_neon-vfpv4 arm_cortex-a9 aarch64_cortex-a53 aarch64_generic x86_64
+ARCH      ?=
+GOFLAGS_BUILD = -trimpath -ldflags='-s -w -X main.version=$(VERSION)-$(RELEASE)'
+
+.PHONY: all build deps demo test unit e2e lint shell-test ipk apk packages qemu-smoke lab-smoke bench fuzz clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o bin/nextdns-failover ./cmd/nextdns-failover
+
+# deps installs the system tools the tests and the demo drive (dnsmasq, qemu-user, shellcheck)
+# when they are missing. Root on CI; elsewhere it asks for sudo.
+deps:
+	@sh scripts/deps.sh
+
+demo: deps build
+	$(GO) run ./cmd/failover-lab -demo -bin bin/nextdns-failover
+
+bench: deps build
+	$(GO) run ./cmd/failover-lab -bench -bin bin/nextdns-failover -out results
+
+test: deps lint unit shell-test packages qemu-smoke lab-smoke
+	@echo "make test: all checks passed"
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	shellcheck -s sh $$(sh scripts/shell-files.sh)
+
+unit:
+	CGO_ENABLED=0 $(GO) test -count=1 ./...
+
+shell-test:
+	sh scripts/test-shell.sh
+
+ipk:
+	CGO_ENABLED=0 $(GO) run ./cmd/mkpkg -format ipk -version $(VERSION) -release $(RELEASE) -out dist $(if $(ARCH),-arch $(ARCH),-arch '$(ARCHS)')
+
+apk:
+	CGO_ENABLED=0 $(GO) run ./cmd/mkpkg -format apk -version $(VERSION) -release $(RELEASE) -out dist $(if $(ARCH),-arch $(ARCH),-arch '$(ARCHS)') $(if $(APK_KEY),-key $(APK_KEY))
+
+packages:
+	CGO_ENABLED=0 $(GO) run ./cmd/mkpkg -format ipk,apk -version $(VERSION) -release $(RELEASE) -out dist $(if $(ARCH),-arch $(ARCH),-arch '$(ARCHS)') -verify
+
+qemu-smoke: packages
+	sh scripts/qemu-smoke.sh dist
+
+lab-smoke: build
+	$(GO) run ./cmd/failover-lab -smoke -bin bin/nextdns-failover
+
+fuzz:
+	sh scripts/fuzz.sh $(FUZZTIME)
+
+clean:
+	rm -rf bin dist
