@@ -16,11 +16,11 @@ type pkgFile struct {
 // spec is everything a package format needs to know; ipk.go and apk.go each write one.
 type spec struct {
 	Name, Version, Release, Arch string // Version "0.1.0", Release "1"
-	Description, License, URL        string
-	Maintainer, Section              string
-	Depends                          []string // package names, e.g. "dnsmasq"
-	Files                            []pkgFile // sorted by Path; parent directories are implied
-	Conffiles                        []string  // absolute paths kept on upgrade
-	PostInst, PreRm                  []byte    // our own steps, shell, without OpenWrt's default_* calls
-	MTime                            time.Time // every timestamp (SOURCE_DATE_EPOCH)
+	Description, License, URL    string
+	Maintainer, Section          string
+	Depends                      []string  // package names, e.g. "dnsmasq"
+	Files                        []pkgFile // sorted by Path; parent directories are implied
+	Conffiles                    []string  // absolute paths kept on upgrade
+	PostInst, PreRm              []byte    // our own steps, shell, without OpenWrt's default_* calls
+	MTime                        time.Time // every timestamp (SOURCE_DATE_EPOCH)
 }
