@@ -1,0 +1,189 @@
+package health
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// step is one probe round: the results per upstream (P = primary ok, p = primary failed,
+// S/s likewise for secondaries), and the expected state after it.
+type step struct {
+	dt   time.Duration // time since the previous round
+	res  string        // e.g. "Pp S": primaries then secondaries, space separated
+	want State
+}
+
+func run(t *testing.T, privacy bool, hold time.Duration, steps []step) *Machine {
+	t.Helper()
+	t0 := time.Unix(1e9, 0)
+	first := strings.Fields(steps[0].res)
+	ns := 0
+	if len(first) > 1 {
+		ns = len(first[1])
+	}
+	m := NewMachine(len(first[0]), ns, 2, 3, privacy, hold, t0)
+	now := t0
+	for i, s := range steps {
+		now = now.Add(s.dt)
+		f := strings.Fields(s.res)
+		var p, sec []bool
+		for _, c := range f[0] {
+			p = append(p, c == 'P')
+		}
+		if len(f) > 1 {
+			for _, c := range f[1] {
+				sec = append(sec, c == 'S')
+			}
+		}
+		d := m.Round(now, p, sec)
+		if d.State != s.want {
+			t.Fatalf("round %d (%q at +%s): state %s, want %s (%s)", i+1, s.res, now.Sub(t0), d.State, s.want, d.Reason)
+		}
+	}
+	return m
+}
+
+func repeat(n int, s step) []step {
+	out := make([]step, n)
+	for i := range out {
+		out[i] = s
+	}
+	return out
+}
+
+func cat(parts ...[]step) []step {
+	var out []step
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	return out
+}
+
+const sec = time.Second
+
+func TestAvailability(t *testing.T) {
+	cases := []struct {
+		name  string
+		hold  time.Duration
+		steps []step
+	}{
+		{"healthy stays healthy", 30 * sec, repeat(10, step{10 * sec, "PP SS", Healthy})},
+		{"one primary down is not a failover", 30 * sec, repeat(10, step{10 * sec, "pP SS", Healthy})},
+		{"one failed round among good ones (packet loss) changes nothing", 30 * sec, cat(
+			repeat(3, step{10 * sec, "PP SS", Healthy}),
+			[]step{{10 * sec, "pp SS", Healthy}},
+			repeat(3, step{2 * sec, "PP SS", Healthy}),
+			[]step{{10 * sec, "pp SS", Healthy}},
+			[]step{{2 * sec, "PP SS", Healthy}},
+		)},
+		{"outage fails over after fail_after rounds, back after recovery and hold-down", 30 * sec, cat(
+			[]step{{10 * sec, "PP SS", Healthy}},
+			[]step{{10 * sec, "pp SS", Healthy}},
+			[]step{{2 * sec, "pp SS", Failover}},
+			repeat(12, step{2 * sec, "pp SS", Failover}),
+			// failed over at +22 s; primaries back at +48 s: 3 good rounds recover them at +52 s,
+			// when the hold-down (30 s) has just passed.
+			[]step{{2 * sec, "PP SS", Failover}, {2 * sec, "PP SS", Failover}, {2 * sec, "PP SS", Healthy}},
+		)},
+		{"hold-down delays the fail-back", 30 * sec, cat(
+			[]step{{10 * sec, "pp SS", Healthy}, {2 * sec, "pp SS", Failover}},
+			// back at once: recovered after 3 rounds (6 s) but hold-down runs until 30 s after failover
+			repeat(11, step{2 * sec, "PP SS", Failover}),
+			[]step{{8 * sec, "PP SS", Healthy}},
+		)},
+		{"everything down is offline and keeps the list", 30 * sec, cat(
+			[]step{{10 * sec, "pp ss", Healthy}, {2 * sec, "pp ss", Offline}},
+			repeat(5, step{2 * sec, "pp ss", Offline}),
+			// the WAN returns: NextDNS answers; it never went to the backups
+			[]step{{2 * sec, "PP SS", Offline}, {2 * sec, "PP SS", Offline}, {2 * sec, "PP SS", Healthy}},
+		)},
+		{"backups die while failed over: offline, then failed over again", 30 * sec, cat(
+			[]step{{10 * sec, "pp SS", Healthy}, {2 * sec, "pp SS", Failover}},
+			[]step{{2 * sec, "pp ss", Failover}, {2 * sec, "pp ss", Offline}},
+			[]step{{2 * sec, "pp SS", Offline}, {2 * sec, "pp SS", Offline}, {2 * sec, "pp SS", Failover}},
+		)},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) { run(t, false, c.hold, c.steps) })
+	}
+}
+
+func TestFlappingDoublesHoldDown(t *testing.T) {
+	hold := 10 * sec
+	t0 := time.Unix(1e9, 0)
+	m := NewMachine(1, 1, 1, 1, false, hold, t0)
+	now := t0
+	var switches int
+	var holds []time.Duration
+	// NextDNS flaps: down 3 s, up 3 s, for 10 minutes, probed every second.
+	for i := 0; i < 600; i++ {
+		now = now.Add(sec)
+		ok := (i/3)%2 == 1
+		d := m.Round(now, []bool{ok}, []bool{true})
+		if d.Changed {
+			switches++
+			if d.State == Failover {
+				holds = append(holds, d.Hold)
+			}
+		}
+	}
+	if holds[0] != hold || holds[1] != 2*hold || holds[len(holds)-1] != hold*maxHoldFactor {
+		t.Errorf("hold-downs %v: want %s, doubling, capped at %s", holds, hold, hold*maxHoldFactor)
+	}
+	// Without the doubling a 10 s hold-down would switch ~100 times in 10 minutes.
+	if switches > 20 {
+		t.Errorf("%d switches in 10 minutes of flapping; the hold-down should keep it under 20", switches)
+	}
+	// A long calm spell relaxes the hold-down again.
+	for i := 0; i < 40*60; i++ {
+		now = now.Add(sec)
+		m.Round(now, []bool{true}, []bool{true})
+	}
+	if m.Decider.Hold() != hold {
+		t.Errorf("hold-down %s after 40 calm minutes, want %s", m.Decider.Hold(), hold)
+	}
+}
+
+func TestPrivacyNeverFailsOver(t *testing.T) {
+	run(t, true, 30*sec, cat(
+		[]step{{10 * sec, "PP", Healthy}, {10 * sec, "pP", Healthy}, {2 * sec, "pP", Healthy}},
+		[]step{{2 * sec, "pp", Healthy}, {2 * sec, "pp", Offline}},
+		repeat(5, step{2 * sec, "pp", Offline}),
+		[]step{{2 * sec, "Pp", Offline}, {2 * sec, "Pp", Offline}, {2 * sec, "Pp", Healthy}},
+	))
+}
+
+func TestUnsettledPacesRounds(t *testing.T) {
+	t0 := time.Unix(1e9, 0)
+	m := NewMachine(2, 1, 2, 3, false, 30*sec, t0)
+	if m.Unsettled() {
+		t.Fatal("a fresh machine is settled")
+	}
+	m.Round(t0.Add(sec), []bool{false, true}, []bool{true})
+	if !m.Unsettled() {
+		t.Error("after a failed primary probe the next round must come fast")
+	}
+	m.Round(t0.Add(2*sec), []bool{false, true}, []bool{true})
+	if m.Unsettled() {
+		t.Error("a primary settled down (the other up) needs no fast rounds")
+	}
+	m.Round(t0.Add(3*sec), []bool{true, true}, []bool{false})
+	if !m.Unsettled() {
+		t.Error("a down primary answering again must be confirmed fast")
+	}
+}
+
+func TestTrackerHysteresis(t *testing.T) {
+	tr := NewTracker(3, 2)
+	seq := []struct {
+		ok   bool
+		up   bool
+		flip bool
+	}{{false, true, false}, {false, true, false}, {true, true, false}, {false, true, false}, {false, true, false}, {false, false, true}, {true, false, false}, {false, false, false}, {true, false, false}, {true, true, true}}
+	for i, s := range seq {
+		if flip := tr.Observe(s.ok); flip != s.flip || tr.Up != s.up {
+			t.Fatalf("observation %d (ok=%v): up=%v flip=%v, want up=%v flip=%v", i+1, s.ok, tr.Up, flip, s.up, s.flip)
+		}
+	}
+}
