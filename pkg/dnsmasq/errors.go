@@ -14,7 +14,7 @@ var (
 	// ErrBadLine: a servers-file line that is neither a comment nor server=<IP>[#<port>].
 	ErrBadLine = errors.New("invalid servers-file line")
 	// ErrNoInstance: the dhcp config has no such dnsmasq section.
-	ErrNoInstance = errors.New("no such dnsmasq instance")
+	ErrNoInstance = errors.New("no dnsmasq section")
 	// ErrShortWrite: the servers-file could not be written completely.
 	ErrShortWrite = errors.New("short write")
 	// ErrNotRegular: the servers-file path is not a regular file (a symlink, folder, fifo...).
