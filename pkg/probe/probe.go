@@ -144,11 +144,12 @@ func (p *Prober) probe(ctx context.Context, server netip.AddrPort, d *net.Dialer
 	timeout := p.timeout()
 	attempts := p.attempts()
 	interval := timeout / time.Duration(attempts)
-	start := time.Now()
-	deadline := start.Add(timeout)
+	begin := time.Now()
+	deadline := begin.Add(timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
+	budget := deadline.Sub(begin)
 	// Dial the unmapped address: an IPv4-mapped IPv6 literal must travel as IPv4.
 	raddr := netip.AddrPortFrom(server.Addr().Unmap(), server.Port())
 
@@ -159,18 +160,22 @@ func (p *Prober) probe(ctx context.Context, server netip.AddrPort, d *net.Dialer
 		return fail(socketError("connect", err))
 	}
 	defer conn.Close()
-	// Unblock a pending read when the caller cancels. Setting the deadline first and checking
-	// ctx.Err() after (below) leaves no window where a cancel is missed.
+	// Unblock a pending read when the caller cancels. Setting the read deadline first and
+	// checking ctx.Err() after (below) leaves no window where a cancel is missed.
 	stop := context.AfterFunc(ctx, func() { conn.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
 
 	buf := make([]byte, udpBufSize+1)
+	var start time.Time // the first send: RTT and the resend schedule count from it
 	var sends, mismatched, malformed int
 	for {
-		now := time.Now()
-		if sends < attempts && !now.Before(start.Add(time.Duration(sends)*interval)) {
+		if sends == 0 || (sends < attempts && !time.Now().Before(start.Add(time.Duration(sends)*interval))) {
+			now := time.Now()
 			if _, err := conn.Write(query); err != nil {
 				return fail(socketError("send", err))
+			}
+			if sends == 0 {
+				start = now
 			}
 			sends++
 		}
@@ -181,8 +186,8 @@ func (p *Prober) probe(ctx context.Context, server netip.AddrPort, d *net.Dialer
 			}
 		}
 		conn.SetReadDeadline(wait)
-		if err := ctx.Err(); err != nil {
-			return fail(noAnswer(ctx, deadline.Sub(start), sends, mismatched, malformed))
+		if ctx.Err() != nil {
+			return fail(noAnswer(ctx, budget, sends, mismatched, malformed))
 		}
 		n, err := conn.Read(buf)
 		if err != nil {
@@ -190,7 +195,7 @@ func (p *Prober) probe(ctx context.Context, server netip.AddrPort, d *net.Dialer
 				return fail(socketError("receive", err))
 			}
 			if ctx.Err() != nil || !time.Now().Before(deadline) {
-				return fail(noAnswer(ctx, deadline.Sub(start), sends, mismatched, malformed))
+				return fail(noAnswer(ctx, budget, sends, mismatched, malformed))
 			}
 			continue // time to resend
 		}
