@@ -181,7 +181,7 @@ func layout(files []File) ([]*dirEntry, error) {
 			}
 			explicit[name] = true
 			d := ensure(name)
-			d.mode = f.Mode & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
+			d.mode = f.Mode & (fs.ModePerm | 0o7000 | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
 			continue
 		case f.Mode&fs.ModeSymlink != 0:
 			if f.Link == "" {
@@ -290,7 +290,7 @@ func writeFile(h *heap, f *File) (uint32, uint64) {
 	v := make([]uint32, fiMax)
 	v[fiName] = h.str(path.Base(f.Path))
 	var size uint64
-	mode := f.Mode & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
+	mode := f.Mode & (fs.ModePerm | 0o7000 | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
 	if f.Mode&fs.ModeSymlink != 0 {
 		target := binary.LittleEndian.AppendUint16(nil, symlinkType)
 		v[fiTarget] = h.blob(append(target, f.Link...))
@@ -313,9 +313,10 @@ func writeFile(h *heap, f *File) (uint32, uint64) {
 	return h.object(v, typeObject), size
 }
 
-// unixMode turns Go's mode bits into the 12 permission bits apk stores.
+// unixMode turns Go's mode bits into the 12 permission bits apk stores. The
+// set-id and sticky bits may be given as Go's flags or as the octal 07000 bits.
 func unixMode(m fs.FileMode) uint64 {
-	u := uint64(m.Perm())
+	u := uint64(m & (fs.ModePerm | 0o7000))
 	if m&fs.ModeSetuid != 0 {
 		u |= 0o4000
 	}
