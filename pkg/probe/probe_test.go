@@ -111,6 +111,12 @@ func TestProbeHostileReplies(t *testing.T) {
 			})
 		}
 	})
+	// A valid reply padded past the buffer: what the kernel hands over (the first 4097 bytes)
+	// parses fine, trailing bytes being ignored, so only its size gives it away.
+	padded := func(q *dns.Msg, _ []byte) [][]byte {
+		b := reply(q, dns.RcodeSuccess)
+		return [][]byte{append(b, make([]byte, 5000-len(b))...)}
+	}
 	cutShort := func(q *dns.Msg, _ []byte) [][]byte {
 		b := reply(q, dns.RcodeSuccess)
 		return [][]byte{b[:len(b)-3]} // the A record's data is cut, the TC bit is not set
@@ -146,6 +152,7 @@ func TestProbeHostileReplies(t *testing.T) {
 		{"garbage only", garbage, unanswered, false, []error{ErrMalformed}, "1 malformed reply, no answer"},
 		{"a lone byte", bytesOf([]byte{0}), unanswered, false, []error{ErrMalformed}, "1 malformed reply"},
 		{"oversized datagram", oversized, unanswered, false, []error{ErrMalformed}, "1 malformed reply"},
+		{"oversized datagram that starts with a valid reply", padded, unanswered, false, []error{ErrMalformed}, "1 malformed reply"},
 		{"reply cut short without TC", cutShort, unanswered, false, []error{ErrMalformed}, "1 malformed reply"},
 		{"garbage and wrong IDs", then(garbage, then(wrongID, wrongID)), unanswered, false,
 			[]error{ErrMalformed, ErrMismatch}, "1 malformed and 2 mismatched replies, no answer"},
