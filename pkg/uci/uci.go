@@ -9,7 +9,6 @@ package uci
 
 import (
 	"errors"
-	"fmt"
 	"strconv"
 	"strings"
 )
@@ -173,5 +172,7 @@ func anonymousName(n int, typ string) string {
 	for i := 0; i < len(typ); i++ {
 		h = h*33 + uint32(typ[i]) // types are ASCII 33-126, so C's signed char changes nothing
 	}
-	return fmt.Sprintf("cfg%02x%04x", n, h&0xffff)
+	nn := strconv.FormatUint(uint64(n), 16)
+	hash := strconv.FormatUint(uint64(h&0xffff), 16)
+	return "cfg" + strings.Repeat("0", max(0, 2-len(nn))) + nn + strings.Repeat("0", 4-len(hash)) + hash
 }

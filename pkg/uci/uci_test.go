@@ -3,9 +3,11 @@ package uci
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -209,6 +211,15 @@ config dhcp
 	}
 }
 
+// djb2 is the hash libuci names anonymous sections with (h = 5381; h = h*33 + byte).
+func djb2(s string) uint32 {
+	h := uint32(5381)
+	for _, c := range []byte(s) {
+		h = h*33 + uint32(c)
+	}
+	return h
+}
+
 func TestAnonymousNames(t *testing.T) {
 	tests := []struct {
 		name string
@@ -219,6 +230,15 @@ func TestAnonymousNames(t *testing.T) {
 		{"first section", 1, "rule", "cfg0192bd"},
 		{"two hex digits", 0x2a, "iface", "cfg2aa57d"},
 		{"three hex digits after 255", 0x12a, "item", "cfg12a9e34"},
+	}
+	// libuci formats the name with printf("cfg%02x%04x"); compare over many counts and types,
+	// including hashes that need zero padding.
+	for n := 1; n < 0x1100; n += 7 {
+		typ := strconv.Itoa(n * 7919)
+		want := fmt.Sprintf("cfg%02x%04x", n, djb2(typ)&0xffff)
+		if got := anonymousName(n, typ); got != want {
+			t.Fatalf("anonymousName(%d, %q) = %q, want %q", n, typ, got, want)
+		}
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -266,6 +286,24 @@ func TestRejects(t *testing.T) {
 				t.Errorf("error %v does not wrap %v", err, tt.sentinel)
 			}
 		})
+	}
+}
+
+// TestSizeLimit checks that a file of exactly MaxInputSize is read in full.
+func TestSizeLimit(t *testing.T) {
+	head := "config a 'n'\n"
+	stmt := "\toption b '1'\n"
+	body := strings.Repeat(stmt, (MaxInputSize-len(head))/len(stmt))
+	in := head + body + strings.Repeat("#", MaxInputSize-len(head)-len(body)-1) + "\n"
+	if len(in) != MaxInputSize {
+		t.Fatalf("built %d bytes, want %d", len(in), MaxInputSize)
+	}
+	p, err := Parse("test", strings.NewReader(in))
+	if err != nil {
+		t.Fatalf("Parse of a file at the limit: %v", err)
+	}
+	if got, _ := p.Section("n").Get("b"); got != "1" {
+		t.Errorf("b = %q, want 1", got)
 	}
 }
 
