@@ -1,0 +1,191 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// demoScenario is the demo: healthy, NextDNS goes dark, failover, NextDNS returns, fail-back.
+// With the daemon's defaults the failover comes about 14 s into the outage and the fail-back
+// after the 30 s hold-down, so 35 s dark and 25 s after keep both inside about a minute.
+func demoScenario() Scenario {
+	return Scenario{Key: "demo", Title: "demo: NextDNS goes dark for 35 s", Phases: []Phase{
+		{Dur: 10 * time.Second, NextDNS: Healthy, Backup: Healthy},
+		{Dur: 35 * time.Second, NextDNS: Dark, Backup: Healthy},
+		{Dur: 25 * time.Second, NextDNS: Healthy, Backup: Healthy},
+	}}
+}
+
+// progress keeps the demo's running counts.
+type progress struct {
+	mu                       sync.Mutex
+	total, next, back, fails int
+}
+
+func (p *progress) add(q Query) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.total++
+	switch q.Via {
+	case viaNextDNS:
+		p.next++
+	case viaBackup:
+		p.back++
+	default:
+		p.fails++
+	}
+}
+
+func (p *progress) line(at time.Duration, state string) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return fmt.Sprintf("t=%3.0fs  %-22s  answered %d: NextDNS %d, backup %d; no answer %d", at.Seconds(), state, p.next+p.back, p.next, p.back, p.fails)
+}
+
+// isTerminal says whether f is a terminal, where the progress line is rewritten in place.
+func isTerminal(f io.Writer) bool {
+	file, ok := f.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := file.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+func runDemo(ctx context.Context, o *options, stdout io.Writer) error {
+	bin, err := filepath.Abs(o.bin)
+	if err != nil {
+		return err
+	}
+	root, err := worldRoot()
+	if err != nil {
+		return err
+	}
+	if !o.keep {
+		defer os.RemoveAll(root)
+	}
+	sc := demoScenario()
+	strat := strategies()[3] // availability
+	tty := isTerminal(stdout)
+	var outMu sync.Mutex
+	var prog progress
+	state := "starting"
+	var t0 time.Time
+	var lastLine string
+	say := func(format string, a ...any) {
+		outMu.Lock()
+		defer outMu.Unlock()
+		if tty && lastLine != "" {
+			fmt.Fprint(stdout, "\r\033[K")
+		}
+		fmt.Fprintf(stdout, format+"\n", a...)
+		if tty && lastLine != "" {
+			fmt.Fprint(stdout, lastLine)
+		}
+	}
+	var darkAt, backAt time.Duration = -1, -1
+	w := &World{Index: 200, Strategy: strat, Scenario: sc, Stub: o.stub, Rate: o.rate, Bin: bin, Root: root,
+		Progress: prog.add,
+		OnEvent: func(ev Event) {
+			switch {
+			case ev.Phase != nil && ev.At < time.Second:
+				if t0.IsZero() {
+					t0 = time.Now()
+				}
+				state = "NextDNS healthy"
+				say("t=%3.0fs  all healthy: dnsmasq sends every query to NextDNS", ev.At.Seconds())
+			case ev.Phase != nil && !ev.Phase.NextDNS.Answering():
+				darkAt, state = ev.At, "NextDNS dark"
+				say("t=%3.0fs  NextDNS goes dark: it drops every packet. The watchdog's probes start failing...", ev.At.Seconds())
+			case ev.Phase != nil:
+				backAt, state = ev.At, "NextDNS back"
+				say("t=%3.0fs  NextDNS is back. The watchdog waits for it to prove healthy (and for its hold-down)...", ev.At.Seconds())
+			case ev.Switch != nil && ev.Switch.First == viaBackup:
+				state = "failed over"
+				after := ""
+				if darkAt >= 0 {
+					after = fmt.Sprintf(", %.1f s after NextDNS went dark", (ev.At - darkAt).Seconds())
+				}
+				say("t=%3.0fs  failover: the watchdog rewrote the servers-file (backup first) and sent SIGHUP to dnsmasq%s", ev.At.Seconds(), after)
+			case ev.Switch != nil && ev.Switch.First == viaNextDNS:
+				state = "back on NextDNS"
+				after := ""
+				if backAt >= 0 {
+					after = fmt.Sprintf(", %.1f s after NextDNS returned", (ev.At - backAt).Seconds())
+				}
+				say("t=%3.0fs  fail-back: NextDNS alone in the servers-file again%s", ev.At.Seconds(), after)
+			}
+		}}
+	fmt.Fprintf(stdout, "failover-lab demo: one world on loopback, about %v.\n", (sc.Duration() + 10*time.Second).Round(10*time.Second))
+	fmt.Fprintf(stdout, "  a real dnsmasq (strict-order, cache off), a fake NextDNS and a fake backup, and the real\n")
+	fmt.Fprintf(stdout, "  `%s run` with its default timings (availability mode).\n", o.bin)
+	fmt.Fprintf(stdout, "  clients: %.0f queries a second, every name unique, resending like %s.\n\n", o.rate, o.stub)
+
+	done := make(chan struct{})
+	var tickWG sync.WaitGroup
+	tickWG.Add(1)
+	go func() {
+		defer tickWG.Done()
+		every := 250 * time.Millisecond
+		if !tty {
+			every = 5 * time.Second
+		}
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			if t0.IsZero() {
+				continue
+			}
+			outMu.Lock()
+			l := prog.line(time.Since(t0), state)
+			if tty {
+				lastLine = l
+				fmt.Fprint(stdout, "\r\033[K"+l)
+			} else {
+				fmt.Fprintln(stdout, l)
+			}
+			outMu.Unlock()
+		}
+	}()
+	r, err := w.Run(ctx)
+	close(done)
+	tickWG.Wait()
+	if tty {
+		fmt.Fprintln(stdout)
+	}
+	if err != nil {
+		return err
+	}
+	f := compute(r)
+	out := o.out
+	if out == "" {
+		out = os.TempDir()
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return err
+	}
+	svg := filepath.Join(out, "failover-lab-demo.svg")
+	if err := os.WriteFile(svg, []byte(timelineSVG(sc, []*Run{r})), 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "\nThe numbers (%d client queries):\n", f.Queries)
+	fmt.Fprintf(stdout, "  answered                          %.1f%% overall, %.1f%% of those sent while NextDNS was dark\n", f.AnsweredPct, f.Window.AnsweredPct)
+	fmt.Fprintf(stdout, "  latency of answers                p50 %.1f ms, p99 %.1f ms\n", f.P50ms, f.P99ms)
+	fmt.Fprintf(stdout, "  first answer via the backup       %s after NextDNS went dark\n", fmtSecs(f.FailoverS, false))
+	fmt.Fprintf(stdout, "  traffic back on NextDNS           %s after it returned\n", fmtSecs(f.FailbackS, f.FailbackNever))
+	fmt.Fprintf(stdout, "  queries leaked to the backup      %d before the outage, %d after NextDNS returned (until the fail-back)\n", f.LeakedBeforeFault, f.LeakedAfterReturn)
+	fmt.Fprintf(stdout, "  servers-file switches             %d (each SIGHUP empties dnsmasq's cache)\n", f.Switches)
+	fmt.Fprintf(stdout, "\nThe picture: %s\n", svg)
+	fmt.Fprintf(stdout, "Every strategy in every scenario: make bench (results in results/README.md).\n")
+	return nil
+}
