@@ -1,0 +1,481 @@
+#!/bin/sh
+# Tests of the shell the package ships (`make shell-test`):
+# - the init script, sourced with stand-ins for rc.common and procd that record what they
+#   are handed, so the test sees the exact procd parameters;
+# - the install/removal script (dnsmasq-setup, run by uci-defaults and prerm) against copies
+#   of real OpenWrt dhcp files (scripts/testdata/dhcp), through a uci stand-in that edits
+#   those files (test/fakeuci) and stand-ins for the binary and for /etc/init.d.
+# Every case runs under each POSIX shell found here: sh, and busybox ash (OpenWrt's shell).
+#
+#   sh scripts/test-shell.sh            all shells
+#   NFO_SHELLS="busybox ash" sh scripts/test-shell.sh
+set -u
+cd "$(dirname "$0")/.." || exit 1
+ROOT=$(pwd)
+
+if [ -z "${NFO_SHELL:-}" ]; then
+	# Driver: build the uci stand-in once, then run this file under every shell.
+	shells="${NFO_SHELLS:-}"
+	if [ -z "$shells" ]; then
+		shells="sh"
+		command -v busybox >/dev/null 2>&1 && busybox ash -c : 2>/dev/null && shells="sh;busybox ash"
+	fi
+	WORK=$(mktemp -d) || exit 1
+	trap 'rm -rf "$WORK"' EXIT
+	mkdir -p "$WORK/bin"
+	CGO_ENABLED=0 go build -o "$WORK/bin/uci" ./test/fakeuci || exit 1
+	status=0
+	oldifs=$IFS
+	IFS=';'
+	for s in $shells; do
+		IFS=$oldifs
+		echo "== shell tests under: $s"
+		# shellcheck disable=SC2086 # "busybox ash" is a command and its argument
+		NFO_SHELL="$s" NFO_WORK="$WORK" $s "$0" || status=1
+	done
+	IFS=$oldifs
+	[ "$status" = 0 ] && echo "shell tests: all passed"
+	exit "$status"
+fi
+
+SH="$NFO_SHELL"
+WORK="$NFO_WORK"
+PATH="$WORK/bin:$PATH"
+export PATH
+INIT="$ROOT/files/etc/init.d/nextdns-failover"
+SETUP="$ROOT/files/usr/libexec/nextdns-failover/dnsmasq-setup"
+fails=0
+passes=0
+case_name=""
+C=""
+
+fail() {
+	echo "FAIL [$SH] $case_name: $*"
+	fails=$((fails + 1))
+}
+
+# new_case NAME [DHCP_FIXTURE]: a fresh world in $C with our default config and a dhcp file.
+new_case() {
+	case_name="$1"
+	passes=$((passes + 1))
+	C="$WORK/$(echo "$SH-$1" | tr -c 'A-Za-z0-9_\n-' '_')"
+	rm -rf "$C"
+	mkdir -p "$C/config" "$C/bin" "$C/initd" "$C/run"
+	export C
+	cp "$ROOT/files/etc/config/nextdns-failover" "$C/config/nextdns-failover"
+	[ -n "${2:-}" ] && cp "$ROOT/scripts/testdata/dhcp/$2" "$C/config/dhcp"
+	: >"$C/log"
+	: >"$C/passwd"
+	# the world's paths, as the option values a user would set
+	uci -c "$C/config" set "nextdns-failover.settings.servers_file=$C/run/nextdns-failover/servers.conf"
+	uci -c "$C/config" set "nextdns-failover.settings.status_file=$C/run/nextdns-failover/status.json"
+	uci -c "$C/config" commit nextdns-failover
+
+	# The binary: records its arguments; render prints (or, with --write, writes to the
+	# configured servers_file) a one-line list naming the state. STUB_FAIL=SUBCOMMAND fails.
+	cat >"$C/bin/nextdns-failover" <<'STUB'
+#!/bin/sh
+echo "nextdns-failover $*" >>"$C/log"
+if [ "${STUB_FAIL:-}" = "$1" ]; then
+	echo "nextdns-failover: $1: stub failure" >&2
+	exit 1
+fi
+[ "$1" = render ] || exit 0
+state=healthy write=0
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--state) state=$2; shift ;;
+	--write) write=1 ;;
+	esac
+	shift
+done
+if [ "$write" = 1 ]; then
+	f=$(UCI_CONFIG_DIR="$C/config" uci -q get nextdns-failover.settings.servers_file)
+	mkdir -p "${f%/*}"
+	echo "# $state" >"$f"
+else
+	echo "# $state"
+fi
+STUB
+	for s in dnsmasq nextdns-failover; do
+		# shellcheck disable=SC2016 # expanded by the stand-in, not here
+		printf '#!/bin/sh\necho "initd %s $*" >>"$C/log"\n' "$s" >"$C/initd/$s"
+	done
+	chmod 0755 "$C/bin/nextdns-failover" "$C/initd/dnsmasq" "$C/initd/nextdns-failover"
+}
+
+# expect_log: the calls recorded in $C/log are exactly stdin.
+expect_log() {
+	want=$(cat)
+	got=$(cat "$C/log")
+	if [ "$got" != "$want" ]; then
+		fail "calls differ"
+		printf '%s\n' "$want" >"$C/log.want"
+		diff -u "$C/log.want" "$C/log" | sed 's/^/    /'
+	fi
+}
+
+expect_eq() { # GOT WANT WHAT
+	[ "$1" = "$2" ] || fail "$3: got '$1', want '$2'"
+}
+
+# ---------------------------------------------------------------- the init script
+# run_init FUNCTION...: source the init script in the shell under test, with procd's and
+# rc.common's functions recording their arguments, then call the functions.
+cat >"$WORK/init-harness.sh" <<'HARNESS'
+. "$INIT"
+PROG="$C/bin/nextdns-failover"
+CONFIG_FILE="$C/config/nextdns-failover"
+PASSWD_FILE="$C/passwd"
+rec() { echo "$*" >>"$C/log"; }
+procd_open_instance() { rec "procd_open_instance $*"; }
+procd_set_param() { rec "procd_set_param $*"; }
+procd_close_instance() { rec "procd_close_instance $*"; }
+procd_add_reload_trigger() { rec "procd_add_reload_trigger $*"; }
+procd_add_interface_trigger() { rec "procd_add_interface_trigger $*"; }
+procd_send_signal() { rec "procd_send_signal $*"; }
+procd_running() { rec "procd_running $*"; [ "${RUNNING:-0}" = 1 ]; }
+start() { rec "rc.common start"; }
+chown() { rec "chown $*"; }
+for f in "$@"; do
+	"$f"
+	rec "$f: rc=$?"
+done
+HARNESS
+
+run_init() {
+	UCI_CONFIG_DIR="$C/config" INIT="$INIT" $SH "$WORK/init-harness.sh" "$@" 2>>"$C/stderr"
+}
+
+P="$C/bin/nextdns-failover" # set per case below
+
+new_case "init: start renders the healthy list, then hands procd the watchdog"
+P="$C/bin/nextdns-failover"
+run_init start_service
+expect_log <<EOF
+procd_running nextdns-failover watchdog
+nextdns-failover render -c $C/config/nextdns-failover --state healthy --write
+procd_open_instance watchdog
+procd_set_param command $P run -c $C/config/nextdns-failover
+procd_set_param respawn 3600 5 0
+procd_set_param stdout 1
+procd_set_param stderr 1
+procd_close_instance 
+start_service: rc=0
+EOF
+expect_eq "$(cat "$C/run/nextdns-failover/servers.conf")" "# healthy" "servers-file after start"
+[ "$(stat -c %a "$C/run/nextdns-failover")" = 755 ] || fail "servers-file folder is not 0755 (dnsmasq must read it)"
+
+new_case "init: start as dnsmasq's user when the router has it"
+P="$C/bin/nextdns-failover"
+echo 'dnsmasq:x:453:453:dnsmasq:/var/run/dnsmasq:/bin/false' >"$C/passwd"
+run_init start_service
+expect_log <<EOF
+procd_running nextdns-failover watchdog
+nextdns-failover render -c $C/config/nextdns-failover --state healthy --write
+chown dnsmasq:dnsmasq $C/run/nextdns-failover
+chown dnsmasq:dnsmasq $C/run/nextdns-failover/servers.conf
+chown dnsmasq:dnsmasq $C/run/nextdns-failover
+procd_open_instance watchdog
+procd_set_param command $P run -c $C/config/nextdns-failover
+procd_set_param respawn 3600 5 0
+procd_set_param stdout 1
+procd_set_param stderr 1
+procd_set_param user dnsmasq
+procd_set_param group dnsmasq
+procd_set_param no_new_privs 1
+procd_close_instance 
+start_service: rc=0
+EOF
+
+new_case "init: start while the watchdog runs leaves its list alone"
+P="$C/bin/nextdns-failover"
+RUNNING=1 run_init start_service
+expect_log <<EOF
+procd_running nextdns-failover watchdog
+procd_open_instance watchdog
+procd_set_param command $P run -c $C/config/nextdns-failover
+procd_set_param respawn 3600 5 0
+procd_set_param stdout 1
+procd_set_param stderr 1
+procd_close_instance 
+start_service: rc=0
+EOF
+
+new_case "init: a config the binary rejects starts nothing"
+STUB_FAIL=render run_init start_service
+expect_log <<EOF
+procd_running nextdns-failover watchdog
+nextdns-failover render -c $C/config/nextdns-failover --state healthy --write
+start_service: rc=1
+EOF
+grep -q "not started" "$C/stderr" || fail "no message saying why it did not start"
+
+for v in 0 no off false; do
+	new_case "init: enabled '$v' runs no watchdog but leaves dnsmasq a static list"
+	uci -c "$C/config" set "nextdns-failover.settings.enabled=$v"
+	uci -c "$C/config" commit nextdns-failover
+	run_init start_service
+	expect_log <<EOF
+nextdns-failover render -c $C/config/nextdns-failover --state stopped --write
+start_service: rc=0
+EOF
+	expect_eq "$(cat "$C/run/nextdns-failover/servers.conf")" "# stopped" "servers-file when disabled"
+done
+
+new_case "init: disabled with a list in place rewrites nothing"
+uci -c "$C/config" set "nextdns-failover.settings.enabled=0"
+uci -c "$C/config" commit nextdns-failover
+mkdir -p "$C/run/nextdns-failover"
+echo "# failover" >"$C/run/nextdns-failover/servers.conf"
+run_init start_service
+expect_log <<EOF
+start_service: rc=0
+EOF
+expect_eq "$(cat "$C/run/nextdns-failover/servers.conf")" "# failover" "servers-file"
+
+new_case "init: reload while running sends SIGHUP and restarts nothing"
+RUNNING=1 run_init reload_service
+expect_log <<EOF
+procd_running nextdns-failover watchdog
+procd_send_signal nextdns-failover watchdog HUP
+reload_service: rc=0
+EOF
+
+new_case "init: reload when not running starts it"
+run_init reload_service
+expect_log <<EOF
+procd_running nextdns-failover watchdog
+rc.common start
+reload_service: rc=0
+EOF
+
+new_case "init: reload after enabled '0' re-registers without an instance (procd stops it)"
+uci -c "$C/config" set "nextdns-failover.settings.enabled=0"
+uci -c "$C/config" commit nextdns-failover
+RUNNING=1 run_init reload_service
+expect_log <<EOF
+rc.common start
+reload_service: rc=0
+EOF
+
+new_case "init: triggers: config reload and WAN up"
+run_init service_triggers
+expect_log <<EOF
+procd_add_reload_trigger nextdns-failover dhcp
+procd_add_interface_trigger interface.*.up wan /etc/init.d/nextdns-failover reload
+procd_add_interface_trigger interface.*.up wan6 /etc/init.d/nextdns-failover reload
+service_triggers: rc=0
+EOF
+
+new_case "init: status runs the binary's status"
+run_init status
+expect_log <<EOF
+nextdns-failover status -c $C/config/nextdns-failover
+status: rc=0
+EOF
+
+new_case "init: header"
+grep -q '^START=18 ' "$INIT" || fail "START is not 18 (dnsmasq is 19)"
+grep -q '^USE_PROCD=1$' "$INIT" || fail "USE_PROCD=1 missing"
+head -1 "$INIT" | grep -qx '#!/bin/sh /etc/rc.common' || fail "not an rc.common script"
+
+# ---------------------------------------------------------------- dnsmasq-setup
+# setup ACTION: run the install/removal script in the shell under test.
+setup() {
+	UCI_CONFIG_DIR="$C/config" NFO_BIN="$C/bin/nextdns-failover" NFO_INITD="$C/initd" \
+		NFO_STATE_DIR="$C/state" $SH "$SETUP" "$@" 2>>"$C/stderr"
+}
+
+dhcp_get() { uci -q -c "$C/config" get "dhcp.$1"; }
+cfg_get() { uci -q -c "$C/config" get "nextdns-failover.settings.$1"; }
+
+snapshot() { # NAME: copy the files install and removal may touch
+	mkdir -p "$C/snap-$1"
+	for f in "$C/config/dhcp" "$C/config/nextdns-failover" "$C/state/dhcp-saved"; do
+		[ -f "$f" ] && cp "$f" "$C/snap-$1/${f##*/}"
+	done
+	return 0
+}
+
+same_snapshot() { # A B WHAT
+	diff -r "$C/snap-$1" "$C/snap-$2" >/dev/null || {
+		fail "$3"
+		diff -ru "$C/snap-$1" "$C/snap-$2" | sed 's/^/    /'
+	}
+}
+
+# lifecycle FIXTURE: install, install again, remove; check each step.
+# Expectations come in as variables: W_PRIMARY, W_SECONDARY, W_SERVER (dhcp after install).
+lifecycle() {
+	fixture=$1
+	sec="${SEC:-@dnsmasq[0]}"
+	# settings compared line by line; uci may move a re-created list to the section's end
+	uci -c "$C/config" show dhcp | sort >"$C/dhcp.before"
+	setup install
+	expect_eq "$?" 0 "install exit status"
+	expect_eq "$(dhcp_get "$sec.serversfile")" "$C/run/nextdns-failover/servers.conf" "$fixture: serversfile"
+	expect_eq "$(dhcp_get "$sec.noresolv")" 1 "$fixture: noresolv"
+	expect_eq "$(dhcp_get "$sec.strictorder")" 1 "$fixture: strictorder"
+	expect_eq "$(dhcp_get "$sec.server")" "$W_SERVER" "$fixture: dhcp servers left"
+	expect_eq "$(cfg_get primary)" "$W_PRIMARY" "$fixture: primaries"
+	expect_eq "$(cfg_get secondary)" "$W_SECONDARY" "$fixture: secondaries"
+	expect_eq "$(cat "$C/run/nextdns-failover/servers.conf" 2>/dev/null)" "# healthy" "$fixture: servers-file written before dnsmasq reloads"
+	expect_eq "$(grep -c 'initd dnsmasq reload' "$C/log")" 1 "$fixture: dnsmasq reloads after install"
+	[ -d "$C/config/.fakeuci" ] && [ -n "$(ls -A "$C/config/.fakeuci")" ] && fail "$fixture: uncommitted changes left: $(ls "$C/config/.fakeuci")"
+
+	snapshot once
+	: >"$C/log"
+	setup install
+	expect_eq "$?" 0 "second install exit status"
+	snapshot twice
+	same_snapshot once twice "$fixture: a second install changed files"
+	grep -q 'initd dnsmasq' "$C/log" && fail "$fixture: a second install reloaded dnsmasq"
+
+	: >"$C/log"
+	setup remove
+	expect_eq "$?" 0 "remove exit status"
+	uci -c "$C/config" show dhcp | sort >"$C/dhcp.after"
+	if ! cmp -s "$C/dhcp.before" "$C/dhcp.after"; then
+		fail "$fixture: removal did not give back the original dhcp settings"
+		diff -u "$C/dhcp.before" "$C/dhcp.after" | sed 's/^/    /'
+	fi
+	expect_log <<EOF
+initd nextdns-failover stop
+initd dnsmasq reload
+EOF
+	[ -e "$C/state/dhcp-saved" ] && fail "$fixture: state file left after removal"
+	[ -e "$C/run/nextdns-failover" ] && fail "$fixture: servers-file folder left after removal"
+	return 0
+}
+
+new_case "setup: stock OpenWrt dhcp: defaults kept, dhcp restored" stock
+W_PRIMARY="45.90.28.0 45.90.30.0" W_SECONDARY="9.9.9.9 149.112.112.112" W_SERVER="" lifecycle stock
+
+new_case "setup: realistic dhcp: local proxy becomes a secondary, domains stay" realistic
+W_PRIMARY="45.90.28.0 45.90.30.0" W_SECONDARY="127.0.0.1#5353" \
+	W_SERVER="/lan/192.168.1.1 /example.com/10.0.0.53" lifecycle realistic
+
+new_case "setup: NextDNS user: their endpoints replace ours, odd entries kept for removal" nextdns-user
+W_PRIMARY="2a07:a8c0::ab:cd12 45.90.28.165 2A07:A8C1::AB:CD12#53" W_SECONDARY="1.1.1.1 2a07:a8c1:8000::1" \
+	W_SERVER="/lan/192.168.1.1" lifecycle nextdns-user
+grep -q "8.8.8.8@eth1" "$C/stderr" || fail "no message about the server it could not use"
+
+new_case "setup: the instance named by dnsmasq_instance, the other untouched" two-instances
+uci -c "$C/config" set "nextdns-failover.settings.dnsmasq_instance=guest"
+uci -c "$C/config" commit nextdns-failover
+uci -c "$C/config" show dhcp.main >"$C/main.before"
+setup install
+uci -c "$C/config" show dhcp.main >"$C/main.after"
+cmp -s "$C/main.before" "$C/main.after" || fail "install changed the other dnsmasq instance"
+uci -c "$C/config" set "nextdns-failover.settings.dnsmasq_instance=guest"
+rm -rf "$C/state" "$C/run"
+cp "$ROOT/scripts/testdata/dhcp/two-instances" "$C/config/dhcp"
+: >"$C/log"
+SEC=guest W_PRIMARY="45.90.28.0 45.90.30.0" W_SECONDARY="149.112.112.112" W_SERVER="/guest/192.168.2.1" \
+	lifecycle two-instances
+
+new_case "setup: dhcp_config names another file" realistic
+mkdir -p "$C/elsewhere"
+mv "$C/config/dhcp" "$C/elsewhere/dhcp"
+uci -c "$C/config" set "nextdns-failover.settings.dhcp_config=$C/elsewhere/dhcp"
+uci -c "$C/config" commit nextdns-failover
+setup install
+expect_eq "$(uci -q -c "$C/elsewhere" get 'dhcp.@dnsmasq[0].serversfile')" "$C/run/nextdns-failover/servers.conf" "serversfile in the named file"
+setup remove
+expect_eq "$(uci -q -c "$C/elsewhere" get 'dhcp.@dnsmasq[0].serversfile')" "/tmp/dnsmasq.d/servers.conf" "serversfile restored in the named file"
+
+new_case "setup: a config the binary rejects leaves dnsmasq and the config alone" nextdns-user
+snapshot before
+STUB_FAIL=render setup install
+expect_eq "$?" 1 "install exit status"
+snapshot after
+same_snapshot before after "files changed although the config was rejected"
+grep -q 'initd dnsmasq' "$C/log" && fail "dnsmasq reloaded although nothing changed"
+grep -q "not valid" "$C/stderr" || fail "no message saying why"
+
+new_case "setup: a value the user changed after install is theirs on removal" stock
+setup install
+uci -c "$C/config" set 'dhcp.@dnsmasq[0].noresolv=0'
+uci -c "$C/config" commit dhcp
+setup remove
+expect_eq "$(dhcp_get '@dnsmasq[0].noresolv')" 0 "noresolv"
+expect_eq "$(dhcp_get '@dnsmasq[0].serversfile')" "" "serversfile (absent before install)"
+
+new_case "setup: a server added to dhcp after install is moved by the next run and restored" realistic
+setup install
+uci -c "$C/config" add_list 'dhcp.@dnsmasq[0].server=45.90.30.126'
+uci -c "$C/config" commit dhcp
+setup install
+expect_eq "$(dhcp_get '@dnsmasq[0].server')" "/lan/192.168.1.1 /example.com/10.0.0.53" "dhcp servers"
+expect_eq "$(cfg_get primary)" "45.90.28.0 45.90.30.0 45.90.30.126" "primaries (added to the user's)"
+setup remove
+expect_eq "$(dhcp_get '@dnsmasq[0].server')" "/lan/192.168.1.1 127.0.0.1#5353 /example.com/10.0.0.53 45.90.30.126" "dhcp servers after removal"
+
+new_case "setup: no dnsmasq section: nothing changes" stock
+uci -c "$C/config" set "nextdns-failover.settings.dnsmasq_instance=nosuch"
+uci -c "$C/config" commit nextdns-failover
+snapshot before
+setup install
+expect_eq "$?" 0 "install exit status"
+snapshot after
+same_snapshot before after "files changed without a dnsmasq section"
+
+new_case "setup: removal without a prior install only stops the watchdog" stock
+snapshot before
+setup remove
+expect_eq "$?" 0 "remove exit status"
+snapshot after
+same_snapshot before after "removal changed files it never installed"
+expect_log <<EOF
+initd nextdns-failover stop
+EOF
+
+new_case "setup: usage"
+setup bogus
+expect_eq "$?" 2 "exit status"
+
+# ---------------------------------------------------------------- address classification
+new_case "setup: NextDNS ranges and upstream syntax"
+cat >"$WORK/classify.sh" <<'CLASSIFY'
+NFO_LIB=1
+. "$SETUP"
+for a in "$@"; do
+	k=other
+	is_upstream "$a" || k=unusable
+	[ "$k" = other ] && is_nextdns "$a" && k=nextdns
+	echo "$a $k"
+done
+CLASSIFY
+SETUP="$SETUP" $SH "$WORK/classify.sh" \
+	45.90.28.0 45.90.28.255 45.90.30.7#5353 45.90.29.1 45.9.28.1 \
+	2a07:a8c0:: 2a07:a8c0::ab:cd12 2A07:A8C1::1 2a07:a8c0:7fff::1 2a07:a8c0:8000::1 2a07:a8c1:ffff::1 2a07:a8c2::1 \
+	9.9.9.9 127.0.0.1#53 ::1 1.2.3 1.2.3.256 1.2.3.4#0 1.2.3.4#65536 1.2.3.4#x dns.example 8.8.8.8@eth0 '#' >"$C/log"
+expect_log <<EOF
+45.90.28.0 nextdns
+45.90.28.255 nextdns
+45.90.30.7#5353 nextdns
+45.90.29.1 other
+45.9.28.1 other
+2a07:a8c0:: nextdns
+2a07:a8c0::ab:cd12 nextdns
+2A07:A8C1::1 nextdns
+2a07:a8c0:7fff::1 nextdns
+2a07:a8c0:8000::1 other
+2a07:a8c1:ffff::1 other
+2a07:a8c2::1 other
+9.9.9.9 other
+127.0.0.1#53 other
+::1 other
+1.2.3 unusable
+1.2.3.256 unusable
+1.2.3.4#0 unusable
+1.2.3.4#65536 unusable
+1.2.3.4#x unusable
+dns.example unusable
+8.8.8.8@eth0 unusable
+# unusable
+EOF
+
+echo "[$SH] $passes cases, $fails failures"
+[ "$fails" = 0 ]
