@@ -38,8 +38,10 @@ func buildQuery(name string, id uint16) ([]byte, question, error) {
 		return nil, question{}, newError("probe name "+strconv.Quote(name)+" is too long", ErrName, err)
 	}
 	q := question{Name: n, Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET}
-	// 12 bytes of header, at most 255 of name, 4 of type and class; 2 spare for the TCP prefix.
-	b := dnsmessage.NewBuilder(make([]byte, 0, 512), dnsmessage.Header{ID: id, RecursionDesired: true})
+	// Exactly the query's size: 12 bytes of header, the name (one length byte per label, the
+	// last one for the root), 4 bytes of type and class.
+	size := 12 + len(name) + 1 + 4
+	b := dnsmessage.NewBuilder(make([]byte, 0, size), dnsmessage.Header{ID: id, RecursionDesired: true})
 	if err := b.StartQuestions(); err != nil {
 		return nil, question{}, newError("building query", ErrName, err)
 	}
