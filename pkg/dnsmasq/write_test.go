@@ -346,3 +346,29 @@ func TestWriteInPlaceReadOnlyFolderForReal(t *testing.T) {
 		t.Fatalf("creating a file in a read-only folder: %v, want a permission error", err)
 	}
 }
+
+// BenchmarkWriteInPlace measures a round of the watchdog that finds the file unchanged (the
+// common case: read and compare, no write) and one that rewrites it.
+func BenchmarkWriteInPlace(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "servers.conf")
+	b.Run("unchanged", func(b *testing.B) {
+		if _, err := WriteInPlace(path, []byte(oldList)); err != nil {
+			b.Fatal(err)
+		}
+		for b.Loop() {
+			if changed, err := WriteInPlace(path, []byte(oldList)); err != nil || changed {
+				b.Fatal(changed, err)
+			}
+		}
+	})
+	b.Run("changed", func(b *testing.B) {
+		lists := [][]byte{[]byte(oldList), []byte(newList)}
+		i := 0
+		for b.Loop() {
+			i++
+			if changed, err := WriteInPlace(path, lists[i%2]); err != nil || !changed {
+				b.Fatal(changed, err)
+			}
+		}
+	})
+}
