@@ -55,7 +55,7 @@ type Info struct {
 // to give it another mode.
 type File struct {
 	Path  string      // slash-separated, relative to / (a leading slash is ignored)
-	Mode  fs.FileMode // permission bits, plus fs.ModeSymlink or fs.ModeDir for those types
+	Mode  fs.FileMode // permissions (set-id/sticky as Go flags or 07000 bits); fs.ModeSymlink, fs.ModeDir for those
 	Data  []byte      // contents of a regular file
 	Link  string      // target of a symlink
 	MTime time.Time   // modification time; the zero time is stored as 0

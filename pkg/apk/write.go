@@ -14,8 +14,8 @@ import (
 	"strings"
 )
 
-// deflateLevel is flate.BestCompression: on a 2.5 MB mips binary it saves about
-// 1-2% over the default level for under a second of extra time, and router flash
+// deflateLevel is flate.BestCompression: on the 3.8 MB mips binary it saves 0.6%
+// (7.7 KB) over the default level for 0.8 s more per package, and router flash
 // is the scarce resource, not build time.
 const deflateLevel = flate.BestCompression
 
