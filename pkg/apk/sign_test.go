@@ -198,3 +198,26 @@ func TestParsePrivateKey(t *testing.T) {
 		})
 	}
 }
+
+// TestVerifyWithPublicKeyFile: the PEM public key a user puts in /etc/apk/keys
+// verifies a package signed with its private half.
+func TestVerifyWithPublicKeyFile(t *testing.T) {
+	k := ecKey(t)
+	der, err := x509.MarshalPKIXPublicKey(&k.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := ParsePublicKey(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := read(t, write(t, samplePackage(), WithSigner(k))).VerifySignature(pub); err != nil {
+		t.Errorf("VerifySignature: %v", err)
+	}
+	if err := read(t, write(t, samplePackage())).VerifySignature(pub); !errors.Is(err, ErrSignature) {
+		t.Errorf("VerifySignature of an unsigned package = %v, want ErrSignature", err)
+	}
+	if _, err := ParsePublicKey([]byte("not a key")); !errors.Is(err, ErrSignature) {
+		t.Errorf("ParsePublicKey(garbage) = %v, want ErrSignature", err)
+	}
+}
