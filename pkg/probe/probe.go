@@ -19,9 +19,9 @@ import (
 
 // Tuning defaults.
 const (
-	// DefaultTimeout applies when Prober.Timeout is not positive. Two seconds is well above any
-	// sane RTT to an anycast resolver (tens of milliseconds) while keeping a round short, and
-	// matches the NextDNS CLI's own endpoint probe.
+	// DefaultTimeout applies when Prober.Timeout is not positive. Two seconds is far above a
+	// healthy RTT to an anycast resolver (tens of milliseconds) and leaves room for two resends,
+	// while keeping a round short.
 	DefaultTimeout = 2 * time.Second
 
 	// DefaultAttempts applies when Prober.Attempts is not positive. Stub resolvers (glibc's
@@ -95,7 +95,14 @@ func (p *Prober) Round(ctx context.Context, servers []netip.AddrPort) []Result {
 }
 
 // Probe sends one query to server and waits for a matching reply until Timeout passes or ctx
-// ends, whichever comes first.
+// ends, whichever comes first. It never takes longer than that, TCP fallback included.
+//
+// The first matching reply decides: NOERROR or NXDOMAIN is up, any other rcode is down with
+// ErrRcode. Without one, Err wraps ErrUnreachable (ICMP port unreachable, TCP refused),
+// ErrOffline (the router's own network), ErrMismatch and/or ErrMalformed (only such replies
+// arrived before the deadline; these do not also wrap ErrTimeout) or ErrTimeout (nothing at
+// all; also when ctx was canceled, then with context.Canceled wrapped too). Err.Error() is one
+// short line such as "timeout after 2s (3 sends)" or "SERVFAIL".
 func (p *Prober) Probe(ctx context.Context, server netip.AddrPort) Result {
 	return p.probe(ctx, server, &net.Dialer{})
 }
