@@ -198,27 +198,45 @@ func TestProbeHostileReplies(t *testing.T) {
 	}
 }
 
-// TestProbeReplyFromAnotherPort: a reply that matches in every field but comes from another
-// port than the one asked is never seen (the connected socket filters it).
-func TestProbeReplyFromAnotherPort(t *testing.T) {
+// TestProbeReplyFromElsewhere: a reply that matches in every field but comes from another port
+// or another address than the one asked is never seen (the connected socket filters it).
+func TestProbeReplyFromElsewhere(t *testing.T) {
 	t.Parallel()
-	other, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name string
+		from func(server netip.AddrPort) netip.AddrPort // where the spoofer sends from
+	}{
+		{"another port, same address", func(netip.AddrPort) netip.AddrPort {
+			return netip.MustParseAddrPort("127.0.0.1:0")
+		}},
+		{"same port, another address", func(server netip.AddrPort) netip.AddrPort {
+			return netip.AddrPortFrom(netip.MustParseAddr("127.0.0.2"), server.Port())
+		}},
 	}
-	t.Cleanup(func() { other.Close() })
-	var sent atomic.Int32
-	server := startFake(t, func(_ *net.UDPConn, from netip.AddrPort, q *dns.Msg, _ []byte) {
-		if _, err := other.WriteToUDPAddrPort(reply(q, dns.RcodeSuccess), from); err == nil {
-			sent.Add(1)
-		}
-	}, nil)
-	res := prober(unanswered).Probe(context.Background(), server)
-	if sent.Load() == 0 {
-		t.Fatal("the spoofing socket sent nothing: the test proves nothing")
-	}
-	if res.Up || !errors.Is(res.Err, ErrTimeout) {
-		t.Fatalf("Probe = up %v, err %v; want a timeout: replies from another port must not count", res.Up, res.Err)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var spoofer atomic.Pointer[net.UDPConn]
+			var sent atomic.Int32
+			server := startFake(t, func(_ *net.UDPConn, from netip.AddrPort, q *dns.Msg, _ []byte) {
+				if _, err := spoofer.Load().WriteToUDPAddrPort(reply(q, dns.RcodeSuccess), from); err == nil {
+					sent.Add(1)
+				}
+			}, nil)
+			other, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(tc.from(server)))
+			if err != nil {
+				t.Skipf("cannot bind the spoofer: %v", err)
+			}
+			t.Cleanup(func() { other.Close() })
+			spoofer.Store(other)
+			res := prober(unanswered).Probe(context.Background(), server)
+			if sent.Load() == 0 {
+				t.Fatal("the spoofer sent nothing: the test proves nothing")
+			}
+			if res.Up || !errors.Is(res.Err, ErrTimeout) {
+				t.Fatalf("Probe = up %v, err %v; want a timeout: replies from elsewhere must not count", res.Up, res.Err)
+			}
+		})
 	}
 }
 
