@@ -25,6 +25,8 @@ if [ -z "${NFO_SHELL:-}" ]; then
 	mkdir -p "$WORK/bin"
 	CGO_ENABLED=0 go build -o "$WORK/bin/uci" ./test/fakeuci || exit 1
 	status=0
+	# the real binary, for the cases that check the contract between install and `check`
+	CGO_ENABLED=0 go build -o "$WORK/real/nextdns-failover" ./cmd/nextdns-failover || status=1
 	oldifs=$IFS
 	IFS=';'
 	for s in $shells; do
@@ -283,7 +285,7 @@ head -1 "$INIT" | grep -qx '#!/bin/sh /etc/rc.common' || fail "not an rc.common 
 # ---------------------------------------------------------------- dnsmasq-setup
 # setup ACTION: run the install/removal script in the shell under test.
 setup() {
-	UCI_CONFIG_DIR="$C/config" NFO_BIN="$C/bin/nextdns-failover" NFO_INITD="$C/initd" \
+	UCI_CONFIG_DIR="$C/config" NFO_BIN="${REAL_BIN:-$C/bin/nextdns-failover}" NFO_INITD="$C/initd" \
 		NFO_STATE_DIR="$C/state" $SH "$SETUP" "$@" 2>>"$C/stderr"
 }
 
@@ -374,6 +376,31 @@ cp "$ROOT/scripts/testdata/dhcp/two-instances" "$C/config/dhcp"
 : >"$C/log"
 SEC=guest W_PRIMARY="45.90.28.0 45.90.30.0" W_SECONDARY="149.112.112.112" W_SERVER="/guest/192.168.2.1" \
 	lifecycle two-instances
+
+for fx in stock realistic nextdns-user; do
+	new_case "setup with the real binary: check finds nothing to warn about after install ($fx)" "$fx"
+	REAL="$WORK/real/nextdns-failover"
+	[ -x "$REAL" ] || {
+		fail "no real binary (did cmd/nextdns-failover build?)"
+		continue
+	}
+	uci -c "$C/config" set "nextdns-failover.settings.dhcp_config=$C/config/dhcp"
+	uci -c "$C/config" commit nextdns-failover
+	"$REAL" check -c "$C/config/nextdns-failover" >"$C/check.before" 2>&1
+	REAL_BIN="$REAL" setup install
+	expect_eq "$?" 0 "install exit status"
+	"$REAL" check -c "$C/config/nextdns-failover" >"$C/check.after" 2>&1
+	expect_eq "$?" 0 "check exit status after install"
+	if grep -qi warning "$C/check.after"; then
+		fail "check still warns after install:"
+		grep -i warning "$C/check.after" | sed 's/^/    /'
+	fi
+	[ "$fx" = stock ] || grep -q "global server" "$C/check.before" ||
+		fail "check did not warn about the global servers before install (the test would prove nothing)"
+	grep -q '^server=' "$C/run/nextdns-failover/servers.conf" || fail "no server= lines in the servers-file"
+	REAL_BIN="$REAL" setup remove
+	expect_eq "$?" 0 "remove exit status"
+done
 
 new_case "setup: dhcp_config names another file" realistic
 mkdir -p "$C/elsewhere"
