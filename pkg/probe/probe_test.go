@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -658,5 +660,48 @@ func TestRound(t *testing.T) {
 	}
 	if got := p.Round(context.Background(), nil); len(got) != 0 {
 		t.Errorf("Round(nil) = %v, want no results", got)
+	}
+}
+
+// TestProbeLeavesNothingBehind: whatever the outcome, a probe closes its sockets and ends its
+// goroutines, so a watchdog probing for months does not leak. Not parallel, so the counts are
+// this test's alone.
+func TestProbeLeavesNothingBehind(t *testing.T) {
+	if _, err := os.ReadDir("/proc/self/fd"); err != nil {
+		t.Skipf("cannot count open files here: %v", err)
+	}
+	truncated := func(pc *net.UDPConn, from netip.AddrPort, q *dns.Msg, _ []byte) {
+		pc.WriteToUDPAddrPort(reply(q, dns.RcodeSuccess, func(m *dns.Msg) { m.Truncated = true }), from)
+	}
+	servers := []netip.AddrPort{
+		startFake(t, answer(dns.RcodeSuccess), nil),
+		startFake(t, answer(dns.RcodeServerFailure), nil),
+		startFake(t, func(*net.UDPConn, netip.AddrPort, *dns.Msg, []byte) {}, nil), // silent
+		startFake(t, truncated, func(c net.Conn, q *dns.Msg) { writeTCP(c, reply(q, dns.RcodeSuccess)) }),
+		unboundPort(t),
+	}
+	fds := func() int {
+		entries, _ := os.ReadDir("/proc/self/fd")
+		return len(entries)
+	}
+	p := &Prober{Name: probeName, Timeout: 20 * time.Millisecond, Attempts: 2}
+	p.Round(context.Background(), servers) // warm up anything the runtime keeps for good
+	baseFDs, baseGoroutines := fds(), runtime.NumGoroutine()
+	const rounds = 25
+	for range rounds {
+		p.Round(context.Background(), servers)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	p.Round(ctx, servers)
+
+	// The fakes close their TCP side on their own goroutines: poll, with a generous bound.
+	limit := time.Now().Add(answered)
+	for fds() > baseFDs || runtime.NumGoroutine() > baseGoroutines {
+		if time.Now().After(limit) {
+			t.Fatalf("after %d rounds: %d open files (was %d), %d goroutines (was %d)",
+				rounds, fds(), baseFDs, runtime.NumGoroutine(), baseGoroutines)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
