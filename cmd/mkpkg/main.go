@@ -68,9 +68,14 @@ fi
 // service): stop the watchdog and give dnsmasq back exactly what the install changed. It must
 // not `exit`, because older default_prerm versions source it without a subshell.
 const preRm = `# nextdns-failover: stop the watchdog and restore dnsmasq's original settings.
-if [ -z "${IPKG_INSTROOT}" ] && [ -x /usr/libexec/nextdns-failover/dnsmasq-setup ]; then
-	/usr/libexec/nextdns-failover/dnsmasq-setup remove
-fi
+case " $* " in
+*" upgrade "*) ;; # opkg versions that run the old prerm on upgrade: keep the setup
+*)
+	if [ -z "${IPKG_INSTROOT}" ] && [ -x /usr/libexec/nextdns-failover/dnsmasq-setup ]; then
+		/usr/libexec/nextdns-failover/dnsmasq-setup remove
+	fi
+	;;
+esac
 `
 
 // errUsage marks command-line mistakes (exit status 2).

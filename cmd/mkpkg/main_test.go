@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -188,5 +189,76 @@ func TestBuildEndToEnd(t *testing.T) {
 	}
 	if !bytes.Contains(bin("x86_64"), []byte("0.1.0-1")) {
 		t.Error("the version is not stamped into the binary")
+	}
+}
+
+// TestMaintainerScriptsAreCleanShell runs the scripts the packages carry through `sh -n`
+// and shellcheck (POSIX mode), as every shell script of the project is.
+func TestMaintainerScriptsAreCleanShell(t *testing.T) {
+	scripts := map[string][]byte{
+		"postinst":     maintainerScript("postinst"),
+		"prerm":        maintainerScript("prerm"),
+		"postinst-pkg": pkgScript([]byte(postInst)),
+		"prerm-pkg":    pkgScript([]byte(preRm)),
+	}
+	dir := t.TempDir()
+	for name, body := range scripts {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, body, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command("sh", "-n", p).CombinedOutput(); err != nil {
+			t.Errorf("%s: sh -n: %v\n%s", name, err, out)
+		}
+		if strings.Contains(name, "-pkg") && bytes.Contains(body, []byte("\nexit")) {
+			t.Errorf("%s calls exit: default_prerm/default_postinst source it and would stop early", name)
+		}
+	}
+	if _, err := exec.LookPath("shellcheck"); err != nil {
+		t.Skip("no shellcheck")
+	}
+	// SC2068/SC2086/SC1091: the $@, ${IPKG_INSTROOT} and functions.sh forms are OpenWrt's own,
+	// kept verbatim.
+	args := []string{"-s", "sh", "-e", "SC2068,SC2086,SC1091"}
+	for name := range scripts {
+		args = append(args, filepath.Join(dir, name))
+	}
+	if out, err := exec.Command("shellcheck", args...).CombinedOutput(); err != nil {
+		t.Errorf("shellcheck: %v\n%s", err, out)
+	}
+}
+
+// TestPreRmKeepsTheSetupOnUpgrade: an opkg that runs the old prerm with "upgrade VERSION"
+// must not restore dnsmasq; a removal must.
+func TestPreRmKeepsTheSetupOnUpgrade(t *testing.T) {
+	// Run preRm with the setup script's path swapped for a recorder.
+	dir := t.TempDir()
+	rec := filepath.Join(dir, "setup")
+	log := filepath.Join(dir, "log")
+	if err := os.WriteFile(rec, []byte("#!/bin/sh\necho \"$*\" >>"+log+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	body := strings.ReplaceAll(preRm, "/usr/libexec/nextdns-failover/dnsmasq-setup", rec)
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"removal (OpenWrt: default_prerm $0 $@)", []string{"/usr/lib/opkg/info/nextdns-failover.prerm"}, "remove\n"},
+		{"upgrade", []string{"/usr/lib/opkg/info/nextdns-failover.prerm", "upgrade", "0.2.0-1"}, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			os.Remove(log)
+			cmd := exec.Command("sh", append([]string{"-c", body, "sh"}, tc.args[1:]...)...)
+			cmd.Env = append(os.Environ(), "IPKG_INSTROOT=")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("prerm: %v\n%s", err, out)
+			}
+			got, _ := os.ReadFile(log)
+			if string(got) != tc.want {
+				t.Errorf("setup called with %q, want %q", got, tc.want)
+			}
+		})
 	}
 }
