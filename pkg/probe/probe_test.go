@@ -233,6 +233,9 @@ func TestProbeReplyFromElsewhere(t *testing.T) {
 			t.Cleanup(func() { other.Close() })
 			spoofer.Store(other)
 			res := prober(unanswered).Probe(context.Background(), server)
+			for limit := time.Now().Add(answered); sent.Load() == 0 && time.Now().Before(limit); {
+				time.Sleep(time.Millisecond)
+			}
 			if sent.Load() == 0 {
 				t.Fatal("the spoofer sent nothing: the test proves nothing")
 			}
@@ -324,9 +327,14 @@ func TestProbeResends(t *testing.T) {
 			if !tc.wantUp && (!errors.Is(res.Err, ErrTimeout) || res.Err.Error() != tc.wantMsg) {
 				t.Errorf("err = %v, want %q wrapping ErrTimeout", res.Err, tc.wantMsg)
 			}
+			// The last send may still be on its way to the fake when Probe returns: poll.
+			want := max(tc.answerNth, 3*btoi(!tc.wantUp))
+			received := func() int { mu.Lock(); defer mu.Unlock(); return len(seen) }
+			for limit := time.Now().Add(answered); received() < want && time.Now().Before(limit); {
+				time.Sleep(time.Millisecond)
+			}
 			mu.Lock()
 			defer mu.Unlock()
-			want := max(tc.answerNth, 3*btoi(!tc.wantUp))
 			if len(seen) != want {
 				t.Fatalf("server got %d queries, want %d", len(seen), want)
 			}
