@@ -136,7 +136,8 @@ func (p *Prober) probe(ctx context.Context, server netip.AddrPort, d *net.Dialer
 		res.Offline = errors.Is(err, ErrOffline)
 		return res
 	}
-	if !server.IsValid() || server.Port() == 0 {
+	if a := server.Addr(); !server.IsValid() || server.Port() == 0 || a.IsUnspecified() || a.IsMulticast() {
+		// Unspecified would reach this host, multicast many: neither is one upstream.
 		return fail(newError("invalid server address "+server.String(), ErrUnreachable))
 	}
 	id := newID()
@@ -145,7 +146,10 @@ func (p *Prober) probe(ctx context.Context, server netip.AddrPort, d *net.Dialer
 		return fail(err)
 	}
 	if err := ctx.Err(); err != nil {
-		return fail(newError("canceled before sending", ErrTimeout, err))
+		if errors.Is(err, context.Canceled) {
+			return fail(newError("canceled before sending", ErrTimeout, err))
+		}
+		return fail(newError("timeout before sending", ErrTimeout, err))
 	}
 
 	timeout := p.timeout()

@@ -572,6 +572,9 @@ func TestProbeBadInput(t *testing.T) {
 		{"name over 255 bytes", strings.Repeat("abcdefgh.", 30) + "io", server, ErrName},
 		{"zero address", probeName, netip.AddrPort{}, ErrUnreachable},
 		{"port 0", probeName, netip.AddrPortFrom(server.Addr(), 0), ErrUnreachable},
+		{"unspecified IPv4", probeName, netip.AddrPortFrom(netip.IPv4Unspecified(), server.Port()), ErrUnreachable},
+		{"unspecified IPv6", probeName, netip.AddrPortFrom(netip.IPv6Unspecified(), server.Port()), ErrUnreachable},
+		{"multicast", probeName, netip.MustParseAddrPort("224.0.0.251:5353"), ErrUnreachable},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
