@@ -31,8 +31,8 @@ func selectStrategies(keys []string) ([]Strategy, error) {
 	return out, nil
 }
 
-func selectScenarios(keys []string) ([]Scenario, error) {
-	all := benchScenarios()
+func selectScenarios(keys []string, warmup time.Duration) ([]Scenario, error) {
+	all := benchScenarios(warmup)
 	if len(keys) == 0 {
 		return all, nil
 	}
@@ -76,7 +76,7 @@ func runBench(ctx context.Context, o *options, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	scens, err := selectScenarios(o.scenarios)
+	scens, err := selectScenarios(o.scenarios, o.warmup)
 	if err != nil {
 		return err
 	}
@@ -103,7 +103,7 @@ func runBench(ctx context.Context, o *options, stdout io.Writer) error {
 	for _, sc := range scens {
 		for _, st := range strats {
 			worlds = append(worlds, &World{Index: len(worlds) + 1, Strategy: st, Scenario: sc, Stub: o.stub, Rate: o.rate,
-				Bin: bin, Root: root, Logf: func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }})
+				Bin: bin, Root: root, Timings: o.timings, Logf: func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }})
 		}
 	}
 	longest := time.Duration(0)
@@ -113,6 +113,7 @@ func runBench(ctx context.Context, o *options, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "failover-lab bench: %d worlds (%d strategies x %d scenarios) side by side, %.0f client queries/s each, %s client\n",
 		len(worlds), len(strats), len(scens), o.rate, o.stub)
 	fmt.Fprintf(stdout, "longest scenario %v; expect about %v. Worlds in %s\n", longest, (longest + 15*time.Second).Round(time.Second), root)
+	loadBefore := loadAvg()
 	runs, errs := runWorlds(ctx, worlds, o.parallel)
 	if ctx.Err() != nil {
 		return ctx.Err()
@@ -121,7 +122,10 @@ func runBench(ctx context.Context, o *options, stdout io.Writer) error {
 	rep := &Report{
 		Date: today(), Machine: machine(), Go: runtime.Version(), Dnsmasq: dnsmasqVersion(),
 		Binary: binaryVersion(bin), Stub: o.stub.String(), Rate: o.rate,
-		Timings: "defaults: no timing option in the config", outDir: out,
+		Timings: "defaults: no timing option in the config", outDir: out, Load: loadAvg(),
+	}
+	if len(o.timings) > 0 {
+		rep.Timings = "set by -set: " + strings.Join(o.timings, ", ")
 	}
 	for _, s := range strats {
 		rep.Strategies = append(rep.Strategies, s.Key)
@@ -165,6 +169,7 @@ func runBench(ctx context.Context, o *options, stdout io.Writer) error {
 		}
 	}
 	rep.Took = time.Since(start).Round(time.Second).String()
+	rep.Load = fmt.Sprintf("%s before, %s after", loadBefore, rep.Load)
 	fmt.Fprintln(stdout)
 	printTable(stdout, rep.Figures)
 	fmt.Fprintln(stdout)
@@ -240,8 +245,11 @@ func dnsmasqVersion() string {
 			return "unknown"
 		}
 	}
-	line, _, _ := strings.Cut(string(out), "\n")
-	return strings.TrimSpace(strings.TrimPrefix(line, "Dnsmasq version"))
+	f := strings.Fields(string(out))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return f[2] // "Dnsmasq version 2.90  Copyright ..."
 }
 
 func binaryVersion(bin string) string {
@@ -251,4 +259,17 @@ func binaryVersion(bin string) string {
 	}
 	line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
 	return line
+}
+
+// loadAvg is the machine's 1-minute load average, which explains noisy latencies.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return "?"
+	}
+	return f[0]
 }

@@ -11,13 +11,14 @@ import (
 )
 
 // demoScenario is the demo: healthy, NextDNS goes dark, failover, NextDNS returns, fail-back.
-// With the daemon's defaults the failover comes about 14 s into the outage and the fail-back
-// after the 30 s hold-down, so 35 s dark and 25 s after keep both inside about a minute.
+// The outage starts 15 s in, halfway between two of the daemon's default rounds (at start,
+// then every 10 s), so the failover comes about 11 s into it; the fail-back waits for the
+// 30 s hold-down, so 30 s dark and 20 s after keep both inside about a minute.
 func demoScenario() Scenario {
-	return Scenario{Key: "demo", Title: "demo: NextDNS goes dark for 35 s", Phases: []Phase{
-		{Dur: 10 * time.Second, NextDNS: Healthy, Backup: Healthy},
-		{Dur: 35 * time.Second, NextDNS: Dark, Backup: Healthy},
-		{Dur: 25 * time.Second, NextDNS: Healthy, Backup: Healthy},
+	return Scenario{Key: "demo", Title: "demo: NextDNS goes dark for 30 s", Phases: []Phase{
+		{Dur: 15 * time.Second, NextDNS: Healthy, Backup: Healthy},
+		{Dur: 30 * time.Second, NextDNS: Dark, Backup: Healthy},
+		{Dur: 20 * time.Second, NextDNS: Healthy, Backup: Healthy},
 	}}
 }
 
@@ -89,7 +90,7 @@ func runDemo(ctx context.Context, o *options, stdout io.Writer) error {
 		}
 	}
 	var darkAt, backAt time.Duration = -1, -1
-	w := &World{Index: 200, Strategy: strat, Scenario: sc, Stub: o.stub, Rate: o.rate, Bin: bin, Root: root,
+	w := &World{Index: 200, Strategy: strat, Scenario: sc, Stub: o.stub, Rate: o.rate, Bin: bin, Root: root, Timings: o.timings,
 		Progress: prog.add,
 		OnEvent: func(ev Event) {
 			switch {

@@ -31,7 +31,8 @@ type Figures struct {
 	LeakedDuringFault int `json:"leaked_during_fault"`
 	LeakedAfterReturn int `json:"leaked_after_return"`
 
-	// FailoverS: from the fault's start to the first client answer via the backup; nil: none.
+	// FailoverS: from the fault's start to the first client answer via the backup during the
+	// fault; nil: none.
 	FailoverS *float64 `json:"failover_s"`
 	// FailbackS: from the fault's end to the last client query that reached the backup
 	// (0: none after the fault); nil with FailbackNever: the backup still got queries at the
@@ -88,7 +89,7 @@ func compute(r *Run) Figures {
 				f.Window.Answered++
 			}
 		}
-		if q.Via == viaBackup && hasFault && q.Sent+q.RTT >= fStart {
+		if at := q.Sent + q.RTT; q.Via == viaBackup && hasFault && at >= fStart && at < fEnd {
 			s := (q.Sent + q.RTT - fStart).Seconds()
 			if f.FailoverS == nil || s < *f.FailoverS {
 				f.FailoverS = &s

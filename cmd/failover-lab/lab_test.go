@@ -87,7 +87,7 @@ func TestCompute(t *testing.T) {
 }
 
 func TestScenarioFaultWindow(t *testing.T) {
-	for _, sc := range benchScenarios() {
+	for _, sc := range benchScenarios(defaultWarmup) {
 		t.Run(sc.Key, func(t *testing.T) {
 			st, en, ok := sc.FaultWindow()
 			if sc.Key == "healthy" {
@@ -96,8 +96,8 @@ func TestScenarioFaultWindow(t *testing.T) {
 				}
 				return
 			}
-			if !ok || st != warmup || en-st < faultLen-flapPeriod {
-				t.Errorf("fault window %v..%v (%v), want from %v for at least %v", st, en, ok, warmup, faultLen)
+			if !ok || st != defaultWarmup || en-st < faultLen-flapPeriod {
+				t.Errorf("fault window %v..%v (%v), want from %v for at least %v", st, en, ok, defaultWarmup, faultLen)
 			}
 			if d := sc.Duration(); d > 3*time.Minute {
 				t.Errorf("scenario lasts %v: the bench would be too slow", d)

@@ -17,8 +17,10 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/nextdns-failover/nextdns-failover/internal/dnsmasqtest"
 )
@@ -35,7 +37,12 @@ type options struct {
 	parallel           int
 	keep               bool
 	raw                bool
+	warmup             time.Duration
+	timings            []string // name=value options for the daemon's config
 }
+
+// timingOptions are the options -set may give the daemon.
+var timingOptions = []string{"interval", "fast_interval", "timeout", "fail_after", "recover_after", "hold_down"}
 
 // defaultRate is the client load per world, in queries a second: enough for sub-second
 // timelines, modest enough that 35 worlds side by side stay light on a 2-core machine.
@@ -84,8 +91,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Float64Var(&o.rate, "rate", defaultRate, "client queries a second per world")
 	strats := fs.String("strategies", "", "comma-separated strategies to run (default all: nextdns-only,strict-order,default-order,availability,privacy)")
 	scens := fs.String("scenarios", "", "comma-separated scenarios to run (default all: healthy,blackhole,servfail,loss10,slow,flapping,wan-down)")
+	fs.DurationVar(&o.warmup, "warmup", defaultWarmup, "bench: healthy time before each fault (moves the fault against the daemon's probe rounds)")
 	fs.IntVar(&o.parallel, "parallel", 0, "worlds run at once (0 = all)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the worlds' folders (logs, configs, servers-files)")
+	set := fs.String("set", "", "bench, demo: daemon timing options, e.g. interval=5s,fail_after=1 (default: none, the daemon's defaults)")
 	fs.BoolVar(&o.raw, "raw", false, "bench: also write every client query of every world to OUT/runs/ (large)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -110,6 +119,13 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.rate <= 0 || o.rate > 200 {
 		return nil, fmt.Errorf("-rate %v: give 0 < rate <= 200", o.rate)
+	}
+	for _, kv := range splitList(*set) {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || v == "" || !slices.Contains(timingOptions, k) {
+			return nil, fmt.Errorf("-set %q: give name=value, names: %s", kv, strings.Join(timingOptions, ", "))
+		}
+		o.timings = append(o.timings, kv)
 	}
 	o.strategies = splitList(*strats)
 	o.scenarios = splitList(*scens)

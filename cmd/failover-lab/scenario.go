@@ -120,21 +120,29 @@ func (s Scenario) Outage() bool {
 	return false
 }
 
-// Warm-up and cool-down lengths for the bench. warmup: long enough for the daemon's first
-// rounds and for a stretch of healthy traffic in which any leak shows; cooldown: longer than
-// the default hold-down (30 s) plus recovery (3 rounds at 2 s), so fail-back is inside the run.
+// Warm-up and cool-down lengths for the bench.
 const (
-	warmup   = 20 * time.Second
+	// warmup is the healthy stretch before each fault: long enough for a stretch of healthy
+	// traffic in which any leak shows, and chosen so the fault starts halfway between two of
+	// the daemon's default rounds (it probes at start, then every 10 s): the average case.
+	// A fault just after a round is the worst case (about 5 s later to fail over), just
+	// before one the best (about 5 s sooner).
+	defaultWarmup = 25 * time.Second
+	// cooldown is longer than the default hold-down (30 s) plus recovery (3 rounds at 2 s), so
+	// the fail-back is inside the run.
 	cooldown = 45 * time.Second
+	// shortCooldown follows a fault that should cause no failover (loss, latency): long
+	// enough to see traffic settle on NextDNS, and longer than neverMargin.
+	shortCooldown = 30 * time.Second
 	// faultLen is the length of each fault: the issue's "for a minute".
 	faultLen = 60 * time.Second
 	// flapPeriod is how long NextDNS stays down, then up, while flapping: shorter than the
-	// default fail-over time (about 14 s), so each blip alone would not trigger a failover.
+	// default fail-over time (about 11 s), so each blip alone would not trigger a failover.
 	flapPeriod = 5 * time.Second
 )
 
-// benchScenarios are the seven scenarios of issue 5, with the lab's default timings.
-func benchScenarios() []Scenario {
+// benchScenarios are the seven scenarios of issue 5, each fault after warmup of health.
+func benchScenarios(warmup time.Duration) []Scenario {
 	slow := Fault{Kind: fakedns.Answer, Delay: 300 * time.Millisecond}
 	lossy := Fault{Kind: fakedns.Answer, Share: 0.10}
 	flap := []Phase{{Dur: warmup, NextDNS: Healthy, Backup: Healthy}}
@@ -160,9 +168,9 @@ func benchScenarios() []Scenario {
 		{Key: "loss10", Title: "NextDNS loses 10% of packets for two minutes", Phases: []Phase{
 			{Dur: warmup, NextDNS: Healthy, Backup: Healthy},
 			{Dur: 2 * faultLen, NextDNS: lossy, Backup: Healthy},
-			{Dur: 10 * time.Second, NextDNS: Healthy, Backup: Healthy},
+			{Dur: shortCooldown, NextDNS: Healthy, Backup: Healthy},
 		}},
-		{Key: "slow", Title: "NextDNS slow (300 ms) for a minute", Phases: fault(slow, Healthy, 20*time.Second)},
+		{Key: "slow", Title: "NextDNS slow (300 ms) for a minute", Phases: fault(slow, Healthy, shortCooldown)},
 		{Key: "flapping", Title: "NextDNS flapping (5 s down, 5 s up) for a minute", Phases: flap},
 		{Key: "wan-down", Title: "everything down (WAN gone) for a minute", Phases: fault(Dark, Dark, cooldown)},
 	}

@@ -74,15 +74,23 @@ func timelineSVG(sc Scenario, runs []*Run) string {
 		for j, row := range rows {
 			y := top + 8 + j*svgRowH
 			fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="end" fill="%s">%s</text>`+"\n", svgLeft-6, y+svgRowH-4, row.col, row.label)
-			var marks strings.Builder
+			// answered at once: solid; answered only after the client resent: pale
+			var first, resent strings.Builder
 			for _, q := range r.Queries {
 				if q.Via != row.via {
 					continue
 				}
-				fmt.Fprintf(&marks, "M%.1f %dv%d", x(q.Sent), y+2, svgRowH-4)
+				m := &first
+				if q.Via != viaNone && q.Sends > 1 {
+					m = &resent
+				}
+				fmt.Fprintf(m, "M%.1f %dv%d", x(q.Sent), y+2, svgRowH-4)
 			}
-			if marks.Len() > 0 {
-				fmt.Fprintf(&b, `<path d="%s" stroke="%s" stroke-width="1.2"/>`+"\n", marks.String(), row.col)
+			if first.Len() > 0 {
+				fmt.Fprintf(&b, `<path d="%s" stroke="%s" stroke-width="1.2"/>`+"\n", first.String(), row.col)
+			}
+			if resent.Len() > 0 {
+				fmt.Fprintf(&b, `<path d="%s" stroke="%s" stroke-opacity="0.4" stroke-width="1.2"/>`+"\n", resent.String(), row.col)
 			}
 		}
 		if r.Strategy.Daemon {
@@ -105,7 +113,7 @@ func timelineSVG(sc Scenario, runs []*Run) string {
 		}
 	}
 	ly := plotBottom + 38
-	fmt.Fprintf(&b, `<text x="10" y="%d" fill="#555">One mark per client query at the time it was sent. Shaded: NextDNS down (dark) or degraded (light). Band: first server in dnsmasq's list.</text>`+"\n", ly)
+	fmt.Fprintf(&b, `<text x="10" y="%d" fill="#555">One mark per client query, at the time it was sent; pale: answered only after the client resent. Shaded: NextDNS down (dark) or degraded (light). Band: first server in dnsmasq's list.</text>`+"\n", ly)
 	b.WriteString("</svg>\n")
 	return b.String()
 }
