@@ -56,7 +56,10 @@ func main() {
 	}
 }
 
+// quietErr is an error uci -q keeps off stderr.
 type quietErr struct{ error }
+
+func (q quietErr) Unwrap() error { return q.error }
 
 type env struct {
 	confDir, saveDir string
