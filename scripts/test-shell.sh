@@ -129,6 +129,7 @@ cat >"$WORK/init-harness.sh" <<'HARNESS'
 PROG="$C/bin/nextdns-failover"
 CONFIG_FILE="$C/config/nextdns-failover"
 PASSWD_FILE="$C/passwd"
+UJAIL="$C/ujail"
 rec() { echo "$*" >>"$C/log"; }
 procd_open_instance() { rec "procd_open_instance $*"; }
 procd_set_param() { rec "procd_set_param $*"; }
@@ -136,6 +137,7 @@ procd_close_instance() { rec "procd_close_instance $*"; }
 procd_add_reload_trigger() { rec "procd_add_reload_trigger $*"; }
 procd_add_interface_trigger() { rec "procd_add_interface_trigger $*"; }
 procd_send_signal() { rec "procd_send_signal $*"; }
+procd_add_jail() { rec "procd_add_jail $*"; }
 procd_running() { rec "procd_running $*"; [ "${RUNNING:-0}" = 1 ]; }
 start() { rec "rc.common start"; }
 chown() { rec "chown $*"; }
@@ -167,6 +169,16 @@ start_service: rc=0
 EOF
 expect_eq "$(cat "$C/run/nextdns-failover/servers.conf")" "# healthy" "servers-file after start"
 [ "$(stat -c %a "$C/run/nextdns-failover")" = 755 ] || fail "servers-file folder is not 0755 (dnsmasq must read it)"
+
+new_case "init: with ujail (dnsmasq jailed, its recorded pid is root's ujail) it stays root"
+P="$C/bin/nextdns-failover"
+echo 'dnsmasq:x:453:453:dnsmasq:/var/run/dnsmasq:/bin/false' >"$C/passwd"
+printf '#!/bin/sh\n' >"$C/ujail"
+chmod 0755 "$C/ujail"
+run_init start_service
+grep -q 'procd_set_param user' "$C/log" && fail "runs as another user although dnsmasq is jailed"
+grep -q 'procd_add_jail' "$C/log" && fail "jails the daemon (a PID namespace would hide dnsmasq)"
+grep -q 'procd_close_instance' "$C/log" || fail "no instance"
 
 new_case "init: start as dnsmasq's user when the router has it"
 P="$C/bin/nextdns-failover"
