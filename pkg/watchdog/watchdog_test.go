@@ -315,15 +315,15 @@ func TestReloadKeepsLastGoodConfig(t *testing.T) {
 	s := settings(t, "")
 	w, wd := newWorld(t, s, 100*time.Second, func(time.Duration, netip.AddrPort) bool { return false })
 	reload := make(chan struct{}, 1)
+	step := 0
 	w.onRound = func(at time.Duration, w *world) {
 		switch {
-		case at >= 20*time.Second && at < 30*time.Second:
+		case at >= 20*time.Second && step == 0:
+			step++
 			w.loadErr = errors.New("test.conf:3: option 'mode': \"x\" is not a mode")
-			select {
-			case reload <- struct{}{}:
-			default:
-			}
-		case at >= 40*time.Second && at < 50*time.Second && w.loadErr != nil:
+			reload <- struct{}{}
+		case at >= 40*time.Second && step == 1:
+			step++
 			w.loadErr = nil
 			w.settings = settings(t, "\tlist secondary '149.112.112.112'\n")
 			reload <- struct{}{}
