@@ -13,12 +13,13 @@ import (
 // demoScenario is the demo: healthy, NextDNS goes dark, failover, NextDNS returns, fail-back.
 // The outage starts 15 s in, halfway between two of the daemon's default rounds (at start,
 // then every 10 s), so the failover comes about 11 s into it; the fail-back waits for the
-// 30 s hold-down, so 30 s dark and 20 s after keep both inside about a minute.
+// 30 s hold-down (about 40 s after the outage began), so 30 s dark and 25 s after keep both
+// inside about a minute, with 15 s of settled traffic at the end.
 func demoScenario() Scenario {
 	return Scenario{Key: "demo", Title: "demo: NextDNS goes dark for 30 s", Phases: []Phase{
 		{Dur: 15 * time.Second, NextDNS: Healthy, Backup: Healthy},
 		{Dur: 30 * time.Second, NextDNS: Dark, Backup: Healthy},
-		{Dur: 20 * time.Second, NextDNS: Healthy, Backup: Healthy},
+		{Dur: 25 * time.Second, NextDNS: Healthy, Backup: Healthy},
 	}}
 }
 
@@ -122,7 +123,7 @@ func runDemo(ctx context.Context, o *options, stdout io.Writer) error {
 				say("t=%3.0fs  fail-back: NextDNS alone in the servers-file again%s", ev.At.Seconds(), after)
 			}
 		}}
-	fmt.Fprintf(stdout, "failover-lab demo: one world on loopback, about %v.\n", (sc.Duration() + 10*time.Second).Round(10*time.Second))
+	fmt.Fprintf(stdout, "failover-lab demo: one world on loopback, %v of traffic.\n", sc.Duration())
 	fmt.Fprintf(stdout, "  a real dnsmasq (strict-order, cache off), a fake NextDNS and a fake backup, and the real\n")
 	fmt.Fprintf(stdout, "  `%s run` with its default timings (availability mode).\n", o.bin)
 	fmt.Fprintf(stdout, "  clients: %.0f queries a second, every name unique, resending like %s.\n\n", o.rate, o.stub)

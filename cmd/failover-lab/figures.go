@@ -47,9 +47,11 @@ type Figures struct {
 	DaemonFailbacks *uint64 `json:"daemon_failbacks,omitempty"`
 	DaemonExit      string  `json:"daemon_exit,omitempty"`
 
-	ProbesToNextDNS int     `json:"probes_to_nextdns"` // daemon probes NextDNS received in the run
-	ProbesToBackup  int     `json:"probes_to_backup"`
-	RunSeconds      float64 `json:"run_s"`
+	ProbesToNextDNS int `json:"probes_to_nextdns"` // daemon probes NextDNS received in the run
+	ProbesToBackup  int `json:"probes_to_backup"`
+	// ProbesPerMonth: the rate of probes NextDNS received, over 30 days.
+	ProbesPerMonth int     `json:"probes_to_nextdns_per_month"`
+	RunSeconds     float64 `json:"run_s"`
 }
 
 // Window is the fault window's share of answered queries.
@@ -60,6 +62,9 @@ type Window struct {
 	Answered    int     `json:"answered"`
 	AnsweredPct float64 `json:"answered_pct"`
 }
+
+// month is what "a month" means in probe counts: 30 days.
+const month = 30 * 24 * time.Hour
 
 // neverMargin: a backup query this close to the end of the run means traffic never came
 // back to NextDNS alone (dnsmasq's default order re-tests every 20 s, more often than this).
@@ -144,6 +149,9 @@ func compute(r *Run) Figures {
 	}
 	f.DaemonExit = r.DaemonExit
 	f.ProbesToNextDNS, f.ProbesToBackup = r.ProbesNext, r.ProbesBack
+	if r.Elapsed > 0 {
+		f.ProbesPerMonth = int(math.Round(float64(r.ProbesNext) / r.Elapsed.Seconds() * month.Seconds()))
+	}
 	return f
 }
 

@@ -1,10 +1,14 @@
 package main
 
 import (
+	"context"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nextdns-failover/nextdns-failover/internal/dnsmasqtest"
 	"github.com/nextdns-failover/nextdns-failover/internal/fakedns"
 	"github.com/nextdns-failover/nextdns-failover/pkg/config"
 )
@@ -178,5 +182,55 @@ func TestTimelineSVG(t *testing.T) {
 		if !strings.Contains(svg, want) {
 			t.Errorf("SVG lacks %q", want)
 		}
+	}
+}
+
+// TestStaticWorlds runs two short worlds end to end (real dnsmasq, fakes, clients) and checks
+// the figures a user would read: strict-order answers through the outage via the backup after
+// a resend, NextDNS-only never touches the backup, and neither leaks while NextDNS is healthy.
+func TestStaticWorlds(t *testing.T) {
+	if _, err := os.Stat("/usr/sbin/dnsmasq"); err != nil {
+		if _, err := exec.LookPath("dnsmasq"); err != nil {
+			t.Skip("dnsmasq not installed")
+		}
+	}
+	// a stub resending after 1 s: quick, yet far above the stalls of a loaded CI machine
+	quick := dnsmasqtest.Stub{Name: "quick", Interval: time.Second, Sends: 2}
+	sc := Scenario{Key: "t", Title: "short outage", Phases: []Phase{
+		{Dur: 2 * time.Second, NextDNS: Healthy, Backup: Healthy},
+		{Dur: 4 * time.Second, NextDNS: Dark, Backup: Healthy},
+		{Dur: 2 * time.Second, NextDNS: Healthy, Backup: Healthy},
+	}}
+	// not t.TempDir: its parent is 0700 and dnsmasq reads the servers-file as nobody
+	root, err := worldRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(root) })
+	all := strategies()
+	worlds := []*World{
+		{Index: 240, Strategy: all[0], Scenario: sc, Stub: quick, Rate: 20, Root: root},
+		{Index: 241, Strategy: all[1], Scenario: sc, Stub: quick, Rate: 20, Root: root},
+	}
+	runs, errs := runWorlds(context.Background(), worlds, 0)
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	only, strict := compute(runs[0]), compute(runs[1])
+	if only.ToBackup != 0 || only.LeakedBeforeFault != 0 {
+		t.Errorf("NextDNS only: %d queries reached the backup", only.ToBackup)
+	}
+	// NextDNS only answers only the queries resent after its return (the last second)
+	if only.Window.AnsweredPct > 40 {
+		t.Errorf("NextDNS only answered %.1f%% during the outage", only.Window.AnsweredPct)
+	}
+	if strict.Window.AnsweredPct < only.Window.AnsweredPct+40 || strict.LeakedBeforeFault != 0 {
+		t.Errorf("strict-order: %.1f%% answered during the outage (NextDNS only: %.1f%%), %d leaked before it",
+			strict.Window.AnsweredPct, only.Window.AnsweredPct, strict.LeakedBeforeFault)
+	}
+	if strict.FailoverS == nil || *strict.FailoverS > 2.5 {
+		t.Errorf("strict-order: first answer via backup after %v, want within about a resend (1 s)", strict.FailoverS)
 	}
 }

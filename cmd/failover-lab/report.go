@@ -132,6 +132,12 @@ What the columns mean:
   "never" if the backup was still getting queries in the run's last 10 s.
 - switches: servers-file changes (each comes with a SIGHUP, which empties dnsmasq's cache).
 `)
+	for _, f := range rep.Figures {
+		if f.Scenario == "healthy" && f.Strategy == "availability" {
+			fmt.Fprintf(&b, "\nProbe cost: in the healthy scenario the fake NextDNS received %d probes from the daemon in %.0f s, "+
+				"about %d a month for each NextDNS endpoint configured (the default config lists two).\n", f.ProbesToNextDNS, f.RunSeconds, f.ProbesPerMonth)
+		}
+	}
 	if len(rep.Errors) > 0 {
 		b.WriteString("\n## Worlds that did not run\n\n")
 		for _, e := range rep.Errors {

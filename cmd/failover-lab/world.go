@@ -101,6 +101,7 @@ type Run struct {
 	// PhaseStarts are the offsets at which each phase was really applied (a few ms after
 	// the nominal ones); leaks are judged against these.
 	PhaseStarts []time.Duration
+	Elapsed     time.Duration // from the start to the probe count (the scenario plus the drain)
 	Dir         string
 }
 
@@ -379,6 +380,7 @@ func (w *World) run(ctx context.Context) (*Run, error) {
 // attribute fills each query's arrival at the fakes, and counts the probes.
 func (w *World) attribute(r *Run, t0 time.Time) {
 	nc, bc := w.nextdns.Snapshot(), w.backup.Snapshot()
+	r.Elapsed = time.Since(t0)
 	for i := range r.Queries {
 		name := fmt.Sprintf("%s%06d%s", clientPrefix, r.Queries[i].Seq, clientDomain)
 		if s, ok := bc.Names[name]; ok {
