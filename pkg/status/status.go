@@ -3,7 +3,6 @@
 package status
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -67,31 +66,13 @@ type Counters struct {
 	Reloads      uint64 `json:"reloads"`
 }
 
-// Duration marshals as a Go duration string ("1.5s"), readable in the JSON.
+// Duration is a time.Duration, written in the JSON as a Go duration string ("1.5s").
 type Duration time.Duration
-
-// MarshalJSON writes "1.5s".
-func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
-
-// UnmarshalJSON reads "1.5s".
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return err
-	}
-	v, err := time.ParseDuration(s)
-	*d = Duration(v)
-	return err
-}
 
 // Write stores st at path atomically (a temporary file renamed over it), mode 0644: a reader
 // never sees half a file.
 func Write(path string, st *Status) error {
-	b, err := json.MarshalIndent(st, "", "  ")
-	if err != nil {
-		return err
-	}
-	return WriteFileAtomic(path, append(b, '\n'))
+	return WriteFileAtomic(path, st.JSON())
 }
 
 // WriteFileAtomic writes b to a temporary file beside path and renames it over path.
@@ -119,6 +100,9 @@ func WriteFileAtomic(path string, b []byte) error {
 	return os.Rename(f.Name(), path)
 }
 
+// maxStatusFile bounds what Read loads: a status is a few KiB.
+const maxStatusFile = 1 << 20
+
 // ErrNotRunning means no daemon has published a status (or it was removed).
 var ErrNotRunning = errors.New("the watchdog is not running (no status file)")
 
@@ -132,11 +116,15 @@ func Read(path string) (*Status, error) {
 		return nil, err
 	}
 	defer f.Close()
-	var st Status
-	if err := json.NewDecoder(io.LimitReader(f, 1<<20)).Decode(&st); err != nil {
+	b, err := io.ReadAll(io.LimitReader(f, maxStatusFile))
+	if err != nil {
+		return nil, err
+	}
+	st, err := Parse(b)
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return &st, nil
+	return st, nil
 }
 
 // Stale reports whether st is too old to describe a running daemon at now.
