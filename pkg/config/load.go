@@ -53,8 +53,8 @@ const (
 
 // Limits on values. They bound what a config can make the daemon do.
 const (
-	maxUpstreams = 16      // per list: dnsmasq tries them in order; more is never useful
-	maxCount     = 100     // fail_after / recover_after
+	maxUpstreams = 16  // per list: dnsmasq tries them in order; more is never useful
+	maxCount     = 100 // fail_after / recover_after
 	minDuration  = 10 * time.Millisecond
 	maxDuration  = 24 * time.Hour
 	maxFileSize  = 1 << 20 // a config is a few KiB; uci.Parse enforces its own cap as well
