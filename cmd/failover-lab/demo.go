@@ -90,39 +90,42 @@ func runDemo(ctx context.Context, o *options, stdout io.Writer) error {
 			fmt.Fprint(stdout, lastLine)
 		}
 	}
+	// evMu guards the narration's state, set from the world's goroutines (phases, watcher)
+	// and read by the progress ticker.
+	var evMu sync.Mutex
 	var darkAt, backAt time.Duration = -1, -1
-	w := &World{Index: 200, Strategy: strat, Scenario: sc, Stub: o.stub, Rate: o.rate, Bin: bin, Root: root, Timings: o.timings,
-		Progress: prog.add,
-		OnEvent: func(ev Event) {
-			switch {
-			case ev.Phase != nil && ev.At < time.Second:
-				if t0.IsZero() {
-					t0 = time.Now()
-				}
-				state = "NextDNS healthy"
-				say("t=%3.0fs  all healthy: dnsmasq sends every query to NextDNS", ev.At.Seconds())
-			case ev.Phase != nil && !ev.Phase.NextDNS.Answering():
-				darkAt, state = ev.At, "NextDNS dark"
-				say("t=%3.0fs  NextDNS goes dark: it drops every packet. The watchdog's probes start failing...", ev.At.Seconds())
-			case ev.Phase != nil:
-				backAt, state = ev.At, "NextDNS back"
-				say("t=%3.0fs  NextDNS is back. The watchdog waits for it to prove healthy (and for its hold-down)...", ev.At.Seconds())
-			case ev.Switch != nil && ev.Switch.First == viaBackup:
-				state = "failed over"
-				after := ""
-				if darkAt >= 0 {
-					after = fmt.Sprintf(", %.1f s after NextDNS went dark", (ev.At - darkAt).Seconds())
-				}
-				say("t=%3.0fs  failover: the watchdog rewrote the servers-file (backup first) and sent SIGHUP to dnsmasq%s", ev.At.Seconds(), after)
-			case ev.Switch != nil && ev.Switch.First == viaNextDNS:
-				state = "back on NextDNS"
-				after := ""
-				if backAt >= 0 {
-					after = fmt.Sprintf(", %.1f s after NextDNS returned", (ev.At - backAt).Seconds())
-				}
-				say("t=%3.0fs  fail-back: NextDNS alone in the servers-file again%s", ev.At.Seconds(), after)
+	narrate := func(ev Event) {
+		evMu.Lock()
+		defer evMu.Unlock()
+		switch {
+		case ev.Phase != nil && ev.At < time.Second:
+			t0 = time.Now().Add(-ev.At)
+			state = "NextDNS healthy"
+			say("t=%3.0fs  all healthy: dnsmasq sends every query to NextDNS", ev.At.Seconds())
+		case ev.Phase != nil && !ev.Phase.NextDNS.Answering():
+			darkAt, state = ev.At, "NextDNS dark"
+			say("t=%3.0fs  NextDNS goes dark: it drops every packet. The watchdog's probes start failing...", ev.At.Seconds())
+		case ev.Phase != nil:
+			backAt, state = ev.At, "NextDNS back"
+			say("t=%3.0fs  NextDNS is back. The watchdog waits for it to prove healthy (and for its hold-down)...", ev.At.Seconds())
+		case ev.Switch != nil && ev.Switch.First == viaBackup:
+			state = "failed over"
+			after := ""
+			if darkAt >= 0 {
+				after = fmt.Sprintf(", %.1f s after NextDNS went dark", (ev.At - darkAt).Seconds())
 			}
-		}}
+			say("t=%3.0fs  failover: the watchdog rewrote the servers-file (backup first) and sent SIGHUP to dnsmasq%s", ev.At.Seconds(), after)
+		case ev.Switch != nil && ev.Switch.First == viaNextDNS:
+			state = "back on NextDNS"
+			after := ""
+			if backAt >= 0 {
+				after = fmt.Sprintf(", %.1f s after NextDNS returned", (ev.At - backAt).Seconds())
+			}
+			say("t=%3.0fs  fail-back: NextDNS alone in the servers-file again%s", ev.At.Seconds(), after)
+		}
+	}
+	w := &World{Index: 200, Strategy: strat, Scenario: sc, Stub: o.stub, Rate: o.rate, Bin: bin, Root: root, Timings: o.timings,
+		Progress: prog.add, OnEvent: narrate}
 	fmt.Fprintf(stdout, "failover-lab demo: one world on loopback, %v of traffic.\n", sc.Duration())
 	fmt.Fprintf(stdout, "  a real dnsmasq (strict-order, cache off), a fake NextDNS and a fake backup, and the real\n")
 	fmt.Fprintf(stdout, "  `%s run` with its default timings (availability mode).\n", o.bin)
@@ -145,11 +148,14 @@ func runDemo(ctx context.Context, o *options, stdout io.Writer) error {
 				return
 			case <-tick.C:
 			}
-			if t0.IsZero() {
+			evMu.Lock()
+			started, at, st := !t0.IsZero(), time.Since(t0), state
+			evMu.Unlock()
+			if !started {
 				continue
 			}
 			outMu.Lock()
-			l := prog.line(time.Since(t0), state)
+			l := prog.line(at, st)
 			if tty {
 				lastLine = l
 				fmt.Fprint(stdout, "\r\033[K"+l)
