@@ -116,6 +116,15 @@ func (d *Decider) Hold() time.Duration { return d.hold }
 // time of the round, and returns what dnsmasq should use.
 func (d *Decider) Decide(now time.Time, primaryUp, secondaryUp []bool) Decision {
 	before := d.State()
+	// Times come from a monotonic clock in the daemon, so the wall clock jumping (a router without
+	// an RTC boots in 1970 and NTP fixes it later) never reaches here. A clock that goes backward
+	// anyway restarts the hold-down from now instead of stretching it by the jump.
+	if now.Before(d.failedAt) {
+		d.failedAt = now
+	}
+	if now.Before(d.backAt) {
+		d.backAt = now
+	}
 	anyP, anyS := count(primaryUp) > 0, count(secondaryUp) > 0
 	if d.Privacy {
 		anyS = false

@@ -187,3 +187,24 @@ func TestTrackerHysteresis(t *testing.T) {
 		}
 	}
 }
+
+func TestClockJumps(t *testing.T) {
+	t0 := time.Unix(1e9, 0)
+	// Backward by ten years while failed over: the hold-down restarts from the jump, it does not
+	// last ten years.
+	m := NewMachine(1, 1, 1, 1, false, 30*sec, t0)
+	m.Round(t0.Add(sec), []bool{false}, []bool{true})
+	back := t0.Add(-10 * 365 * 24 * time.Hour)
+	if d := m.Round(back, []bool{true}, []bool{true}); d.State != Failover {
+		t.Fatalf("failed back at once after a backward jump: %s", d.State)
+	}
+	if d := m.Round(back.Add(31*sec), []bool{true}, []bool{true}); d.State != Healthy {
+		t.Errorf("hold-down did not end 31 s after the backward jump: %s (%s)", d.State, d.Reason)
+	}
+	// Forward by ten years while healthy: failover still takes fail_after failed rounds.
+	m = NewMachine(1, 1, 2, 1, false, 30*sec, t0)
+	fwd := t0.Add(10 * 365 * 24 * time.Hour)
+	if d := m.Round(fwd, []bool{false}, []bool{true}); d.State != Healthy {
+		t.Errorf("a forward jump with one failed round failed over: %s", d.State)
+	}
+}
