@@ -143,6 +143,10 @@ func Headline(state string) string {
 		return "OFFLINE: no upstream answers (list unchanged)"
 	case "stopped":
 		return "stopped: static list (NextDNS first, then the backups)"
+	case "forced-primary":
+		return "FORCED to NextDNS (manual override)"
+	case "forced-secondary":
+		return "FORCED to the backup servers (manual override)"
 	}
 	return state
 }
@@ -173,7 +177,7 @@ func Format(w io.Writer, st *Status, now time.Time, warnings []string) error {
 	if st.Problem != "" {
 		fmt.Fprintf(&b, "problem:   %s\n", st.Problem)
 	}
-	b.WriteString("\nUPSTREAM                         ROLE       HEALTH  RTT      LAST ERROR\n")
+	b.WriteString("\nUPSTREAM                         ROLE       HEALTH  LAST RTT LAST ERROR\n")
 	for _, u := range st.Upstreams {
 		h := "up"
 		if !u.Up {
