@@ -177,15 +177,15 @@ func TestMetricsParseBack(t *testing.T) {
 		samples[key] = v
 	}
 	want := map[string]float64{
-		`nextdns_failover_state{state="failover"}`:                                     1,
-		`nextdns_failover_state{state="healthy"}`:                                      0,
-		`nextdns_failover_upstream_up{upstream="45.90.28.0",role="primary"}`:           0,
-		`nextdns_failover_upstream_up{upstream="9.9.9.9",role="secondary"}`:            1,
-		`nextdns_failover_upstream_rtt_seconds{upstream="9.9.9.9",role="secondary"}`:   0.0098,
-		`nextdns_failover_failovers_total`:                                             1,
-		`nextdns_failover_failbacks_total`:                                             1,
-		`nextdns_failover_probes_total`:                                                3248,
-		`nextdns_failover_probe_errors_total`:                                          6,
+		`nextdns_failover_state{state="failover"}`:                                   1,
+		`nextdns_failover_state{state="healthy"}`:                                    0,
+		`nextdns_failover_upstream_up{upstream="45.90.28.0",role="primary"}`:         0,
+		`nextdns_failover_upstream_up{upstream="9.9.9.9",role="secondary"}`:          1,
+		`nextdns_failover_upstream_rtt_seconds{upstream="9.9.9.9",role="secondary"}`: 0.0098,
+		`nextdns_failover_failovers_total`:                                           1,
+		`nextdns_failover_failbacks_total`:                                           1,
+		`nextdns_failover_probes_total`:                                              3248,
+		`nextdns_failover_probe_errors_total`:                                        6,
 	}
 	for k, v := range want {
 		if got, ok := samples[k]; !ok || got != v {
