@@ -155,7 +155,7 @@ func (d *Decider) Decide(now time.Time, primaryUp, secondaryUp []bool) Decision 
 			break
 		}
 		d.state, d.backAt = Healthy, now
-		reason = fmt.Sprintf("%d of %d NextDNS upstreams up for the recovery count, after %s failed over", count(primaryUp), len(primaryUp), now.Sub(d.failedAt).Round(time.Second))
+		reason = fmt.Sprintf("%d of %d NextDNS upstreams answering again, after %s failed over", count(primaryUp), len(primaryUp), now.Sub(d.failedAt).Round(time.Second))
 	case d.state == Failover:
 		d.offline = false
 		reason = fmt.Sprintf("all NextDNS upstreams still down, %d of %d backups up", count(secondaryUp), len(secondaryUp))
