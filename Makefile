@@ -12,7 +12,7 @@ ARCHS     ?= mips_24kc mipsel_24kc arm_cortex-a7_neon-vfpv4 arm_cortex-a9 aarch6
 ARCH      ?=
 GOFLAGS_BUILD = -trimpath -ldflags='-s -w -X main.version=$(VERSION)-$(RELEASE)'
 
-.PHONY: all build deps demo test unit e2e lint shell-test ipk apk packages qemu-smoke lab-smoke bench fuzz clean
+.PHONY: all build deps demo test unit lint shell-test ipk apk packages qemu-smoke lab-smoke bench fuzz footprint clean
 
 all: build
 
@@ -61,6 +61,10 @@ lab-smoke: build
 
 fuzz:
 	sh scripts/fuzz.sh $(FUZZTIME)
+
+# footprint: RSS and CPU of the real daemon after a minute of probing with the default timings.
+footprint: deps build
+	sh scripts/footprint.sh bin/nextdns-failover $(SECONDS)
 
 clean:
 	rm -rf bin dist
