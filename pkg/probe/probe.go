@@ -4,13 +4,14 @@
 // the upstream's exact address and port, resent a few times within its timeout, retried over TCP
 // when the reply is truncated. Only a reply that matches the query (ID, QR bit, question, sender)
 // counts; anything else is ignored and counted. Messages are built and parsed with
-// golang.org/x/net/dns/dnsmessage only, to keep the router binary small.
+// golang.org/x/net/dns/dnsmessage only, and its sockets are made with syscall and os rather than
+// net, to keep the router binary small.
 package probe
 
 import (
 	"context"
 	"errors"
-	"net"
+	"io"
 	"net/netip"
 	"os"
 	"sync"
@@ -104,7 +105,7 @@ func (p *Prober) Round(ctx context.Context, servers []netip.AddrPort) []Result {
 // all; also when ctx was canceled, then with context.Canceled wrapped too). Err.Error() is one
 // short line such as "timeout after 2s (3 sends)" or "SERVFAIL".
 func (p *Prober) Probe(ctx context.Context, server netip.AddrPort) Result {
-	return p.probe(ctx, server, &net.Dialer{})
+	return p.probe(ctx, server, dialer{})
 }
 
 // timeout returns the effective per-probe limit.
@@ -129,7 +130,7 @@ func (p *Prober) attempts() int {
 // matching reply arrives, like a stub resolver does. One lost datagram therefore delays the answer
 // by one interval instead of failing the probe, and a reply to any of the sends counts. RTT is
 // measured from the first send, so a loss shows up as a longer RTT.
-func (p *Prober) probe(ctx context.Context, server netip.AddrPort, d *net.Dialer) Result {
+func (p *Prober) probe(ctx context.Context, server netip.AddrPort, d dialer) Result {
 	res := Result{Server: server}
 	fail := func(err error) Result {
 		res.Err = err
@@ -166,7 +167,7 @@ func (p *Prober) probe(ctx context.Context, server netip.AddrPort, d *net.Dialer
 
 	// A connected UDP socket: the kernel delivers only datagrams from raddr and reports ICMP
 	// port unreachable as ECONNREFUSED. The kernel picks a random source port.
-	conn, err := d.DialContext(ctx, "udp", raddr.String())
+	conn, err := d.dialUDP(raddr)
 	if err != nil {
 		return fail(socketError("connect", err))
 	}
@@ -196,11 +197,19 @@ func (p *Prober) probe(ctx context.Context, server netip.AddrPort, d *net.Dialer
 				wait = next
 			}
 		}
-		conn.SetReadDeadline(wait)
+		if err := conn.SetReadDeadline(wait); err != nil {
+			// Only if the runtime's poller refused the socket: never wait without a deadline.
+			return fail(socketError("receive", err))
+		}
 		if ctx.Err() != nil {
 			return fail(noAnswer(ctx, budget, sends, mismatched, malformed))
 		}
 		n, err := conn.Read(buf)
+		if errors.Is(err, io.EOF) {
+			// (*os.File).Read reports a zero-length read as io.EOF; on a datagram socket it
+			// is an empty datagram, which is malformed like any other runt.
+			n, err = 0, nil
+		}
 		if err != nil {
 			if !errors.Is(err, os.ErrDeadlineExceeded) {
 				return fail(socketError("receive", err))
@@ -235,7 +244,7 @@ func (p *Prober) probe(ctx context.Context, server netip.AddrPort, d *net.Dialer
 // starting a fresh timeout, so a probe never outlasts Timeout and a round stays bounded for the
 // watchdog's schedule; a truncating server normally answers at once, leaving nearly all of it.
 func (p *Prober) finishTCP(ctx context.Context, res Result, raddr netip.AddrPort, query []byte,
-	id uint16, q question, start, deadline time.Time, d *net.Dialer) Result {
+	id uint16, q question, start, deadline time.Time, d dialer) Result {
 	r, err := exchangeTCP(ctx, d, raddr, query, id, q, deadline)
 	if err != nil {
 		res.Err = err

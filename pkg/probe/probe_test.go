@@ -154,6 +154,7 @@ func TestProbeHostileReplies(t *testing.T) {
 			unanswered, false, []error{ErrMismatch}, "1 mismatched reply"},
 		{"garbage only", garbage, unanswered, false, []error{ErrMalformed}, "1 malformed reply, no answer"},
 		{"a lone byte", bytesOf([]byte{0}), unanswered, false, []error{ErrMalformed}, "1 malformed reply"},
+		{"an empty datagram", bytesOf([]byte{}), unanswered, false, []error{ErrMalformed}, "1 malformed reply"},
 		{"oversized datagram", oversized, unanswered, false, []error{ErrMalformed}, "1 malformed reply"},
 		{"oversized datagram that starts with a valid reply", padded, unanswered, false, []error{ErrMalformed}, "1 malformed reply"},
 		{"reply cut short without TC", cutShort, unanswered, false, []error{ErrMalformed}, "1 malformed reply"},
@@ -493,6 +494,42 @@ func TestProbeTCPFallback(t *testing.T) {
 	}
 }
 
+// TestProbeTCPCanceled: canceling the context during the TCP retry ends the probe at once as
+// canceled, not as a timeout.
+func TestProbeTCPCanceled(t *testing.T) {
+	t.Parallel()
+	asked := make(chan struct{}, 1)
+	server := startFake(t, func(pc *net.UDPConn, from netip.AddrPort, q *dns.Msg, _ []byte) {
+		pc.WriteToUDPAddrPort(reply(q, dns.RcodeSuccess, func(m *dns.Msg) { m.Truncated = true }), from)
+	}, func(c net.Conn, _ *dns.Msg) {
+		asked <- struct{}{}
+		c.Read(make([]byte, 1)) // until the client hangs up
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan Result, 1)
+	go func() { done <- prober(time.Hour).Probe(ctx, server) }()
+	select {
+	case <-asked:
+	case res := <-done:
+		t.Fatalf("Probe returned before asking over TCP: %+v", res)
+	case <-time.After(answered):
+		t.Fatal("no TCP query arrived")
+	}
+	cancel()
+	select {
+	case res := <-done:
+		if res.Up || !errors.Is(res.Err, context.Canceled) || !errors.Is(res.Err, ErrTimeout) {
+			t.Fatalf("Probe = up %v, err %v; want canceled", res.Up, res.Err)
+		}
+		if res.Err.Error() != "tcp: canceled" {
+			t.Errorf("error = %q, want %q", res.Err, "tcp: canceled")
+		}
+	case <-time.After(answered):
+		t.Fatal("Probe did not return after its context was canceled")
+	}
+}
+
 // tcpClosed skips the test when something happens to listen on server's TCP port (startFake
 // without a TCP handler leaves it to whoever takes it). Connecting to loopback sends nothing out.
 func tcpClosed(t testing.TB, server netip.AddrPort) netip.AddrPort {
@@ -509,7 +546,7 @@ func tcpClosed(t testing.TB, server netip.AddrPort) netip.AddrPort {
 // address") before any packet is sent.
 func TestProbeOffline(t *testing.T) {
 	t.Parallel()
-	d := &net.Dialer{LocalAddr: &net.UDPAddr{IP: net.IPv4(192, 0, 2, 1)}} // TEST-NET-1, not ours
+	d := dialer{local: netip.MustParseAddr("192.0.2.1")} // TEST-NET-1, not ours
 	res := prober(answered).probe(context.Background(), unboundPort(t), d)
 	if res.Up || !res.Offline || !errors.Is(res.Err, ErrOffline) || !errors.Is(res.Err, syscall.EADDRNOTAVAIL) {
 		t.Fatalf("probe = up %v, offline %v, err %v; want offline wrapping EADDRNOTAVAIL", res.Up, res.Offline, res.Err)
