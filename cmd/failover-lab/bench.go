@@ -185,8 +185,8 @@ func runBench(ctx context.Context, o *options, stdout io.Writer) error {
 	printAcceptance(stdout, rep.Figures)
 	for _, f := range rep.Figures {
 		if f.Scenario == "healthy" && f.Strategy == "availability" {
-			fmt.Fprintf(stdout, "probe cost: NextDNS got %d probes in %.0f s of the healthy scenario: about %d a month per NextDNS endpoint\n",
-				f.ProbesToNextDNS, f.RunSeconds, f.ProbesPerMonth)
+			fmt.Fprintf(stdout, "probe cost: NextDNS got %d probes in %.0f s of the healthy scenario: about %s a month per NextDNS endpoint\n",
+				f.ProbesToNextDNS, f.RunSeconds, thousands(f.ProbesPerMonth))
 		}
 	}
 	fmt.Fprintf(stdout, "\nwrote %s/README.md, %s/bench.json and the timelines %s/timeline-*.svg in %s\n", out, out, out, rep.Took)

@@ -234,3 +234,22 @@ func TestStaticWorlds(t *testing.T) {
 		t.Errorf("strict-order: first answer via backup after %v, want within about a resend (1 s)", strict.FailoverS)
 	}
 }
+
+func TestThousands(t *testing.T) {
+	tests := []struct {
+		name string
+		n    int
+		want string
+	}{
+		{"rounds down", 243933, "244,000"},
+		{"millions", 1036800, "1,037,000"},
+		{"small numbers stay exact", 400, "400"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := thousands(tc.n); got != tc.want {
+				t.Errorf("thousands(%d) = %q, want %q", tc.n, got, tc.want)
+			}
+		})
+	}
+}

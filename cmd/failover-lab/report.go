@@ -131,11 +131,18 @@ What the columns mean:
 - back on NextDNS: from the fault's end to the last client query that reached the backup;
   "never" if the backup was still getting queries in the run's last 10 s.
 - switches: servers-file changes (each comes with a SIGHUP, which empties dnsmasq's cache).
+
+Reading the availability rows: each fault starts halfway between two of the daemon's probe
+rounds, the average case. The daemon fails over after fail_after failed rounds, so with the
+defaults about phase + fast_interval + timeout after the outage begins (4 s at best, 14 s at
+worst, 9 s on average). Every client query sent before the switch is lost, including the ones
+in flight: dnsmasq 2.90 sends a client's resend to the server it first used while that server
+is still in the list, even behind a new first server (internal/dnsmasqtest, TestResendAcrossASwitch).
 `)
 	for _, f := range rep.Figures {
 		if f.Scenario == "healthy" && f.Strategy == "availability" {
 			fmt.Fprintf(&b, "\nProbe cost: in the healthy scenario the fake NextDNS received %d probes from the daemon in %.0f s, "+
-				"about %d a month for each NextDNS endpoint configured (the default config lists two).\n", f.ProbesToNextDNS, f.RunSeconds, f.ProbesPerMonth)
+				"about %s a month for each NextDNS endpoint configured (the default config lists two).\n", f.ProbesToNextDNS, f.RunSeconds, thousands(f.ProbesPerMonth))
 		}
 	}
 	if len(rep.Errors) > 0 {
@@ -188,3 +195,16 @@ func machine() string {
 }
 
 func today() string { return time.Now().UTC().Format("2006-01-02 15:04 UTC") }
+
+// thousands rounds n to thousands and writes it with commas: 243933 -> "244,000".
+func thousands(n int) string {
+	if n < 1000 {
+		return fmt.Sprint(n)
+	}
+	n = (n + 500) / 1000
+	s := fmt.Sprint(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s + ",000"
+}

@@ -33,7 +33,7 @@ func timelineSVG(sc Scenario, runs []*Run) string {
 	plotW := float64(svgWidth - svgLeft - svgRight)
 	x := func(d time.Duration) float64 { return float64(svgLeft) + plotW*d.Seconds()/total.Seconds() }
 	laneH := 3*svgRowH + svgBandH + 4
-	height := svgTop + len(runs)*(laneH+svgLaneGap) + 50
+	height := svgTop + len(runs)*(laneH+svgLaneGap) + 64
 
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="11">`+"\n",
@@ -113,7 +113,8 @@ func timelineSVG(sc Scenario, runs []*Run) string {
 		}
 	}
 	ly := plotBottom + 38
-	fmt.Fprintf(&b, `<text x="10" y="%d" fill="#555">One mark per client query, at the time it was sent; pale: answered only after the client resent. Shaded: NextDNS down (dark) or degraded (light). Band: first server in dnsmasq's list.</text>`+"\n", ly)
+	fmt.Fprintf(&b, `<text x="10" y="%d" fill="#555">One mark per client query, at the time it was sent; pale: answered only after the client resent.</text>`+"\n", ly)
+	fmt.Fprintf(&b, `<text x="10" y="%d" fill="#555">Shaded: NextDNS down (dark grey) or degraded (light). Band: the first server in dnsmasq's servers-file.</text>`+"\n", ly+14)
 	b.WriteString("</svg>\n")
 	return b.String()
 }
