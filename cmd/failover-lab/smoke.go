@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 )
 
@@ -68,6 +69,12 @@ func runSmoke(ctx context.Context, o *options, stdout io.Writer) error {
 		name := r.Strategy.Key
 		check(f.LeakedBeforeFault == 0, "%s: no client query reached the backup while NextDNS was healthy (got %d)", name, f.LeakedBeforeFault)
 		check(r.DaemonExit == "exit 0", "%s: the daemon exits 0 on SIGTERM (%s)", name, r.DaemonExit)
+		wantStopped := []string{viaNextDNS, viaBackup} // the static strict-order list
+		if r.Strategy.Mode == "privacy" {
+			wantStopped = []string{viaNextDNS}
+		}
+		check(slices.Equal(r.Stopped.Lines, wantStopped) && r.StoppedState == "stopped",
+			"%s: on SIGTERM it leaves the stopped list %v and state \"stopped\" (got %v, %q)", name, wantStopped, r.Stopped.Lines, r.StoppedState)
 		tailOK, tailN := true, 0
 		for _, q := range r.Queries {
 			if q.Sent >= sc.Duration()-smokeTail {

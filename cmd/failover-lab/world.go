@@ -96,8 +96,12 @@ type Run struct {
 	Switches   []Switch
 	Status     *daemonStatus // last status the daemon published, nil for static strategies
 	DaemonExit string        // "exit 0" or the error, for daemon strategies
-	ProbesNext int           // probe queries NextDNS received (any name but the clients')
-	ProbesBack int           // probe queries the backup received
+	// Stopped is the servers-file and StoppedState the published state after the daemon
+	// exited (daemon strategies).
+	Stopped      Switch
+	StoppedState string
+	ProbesNext   int // probe queries NextDNS received (any name but the clients')
+	ProbesBack   int // probe queries the backup received
 	// PhaseStarts are the offsets at which each phase was really applied (a few ms after
 	// the nominal ones); leaks are judged against these.
 	PhaseStarts []time.Duration
@@ -372,6 +376,12 @@ func (w *World) run(ctx context.Context) (*Run, error) {
 		}
 		r.DaemonExit = w.daemon.stop()
 		w.daemon = nil
+		if b, err := os.ReadFile(w.dm.ServersFile); err == nil {
+			r.Stopped = w.classify(since(), b)
+		}
+		if st, err := readStatus(w.statusFile()); err == nil {
+			r.StoppedState = st.State
+		}
 	}
 	w.attribute(r, t0)
 	return r, nil
