@@ -345,6 +345,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "%s: %s %s\n", t, binaryPath, sizeString(int64(len(bin))))
 		if t.Arch == budgetArch && len(bin) > budgetBinary {
 			fmt.Fprintf(stderr, "mkpkg: warning: %s binary is %s, over the %s budget\n", t.Arch, sizeString(int64(len(bin))), sizeString(budgetBinary))
+			if o.verify { // make test verifies: a binary over budget fails it
+				failed = append(failed, fmt.Errorf("%s binary over the size budget", t.Arch))
+			}
 		}
 		for _, f := range o.formats {
 			var out string
@@ -377,6 +380,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stdout, "  %s %s%s\n", out, sizeString(fi.Size()), verified)
 			if t.Arch == budgetArch && fi.Size() > budgetPackage {
 				fmt.Fprintf(stderr, "mkpkg: warning: %s is %s, over the %s budget\n", out, sizeString(fi.Size()), sizeString(budgetPackage))
+				if o.verify {
+					failed = append(failed, fmt.Errorf("%s over the size budget", out))
+				}
 			}
 		}
 	}
