@@ -178,7 +178,11 @@ func (w *Watchdog) Run(ctx context.Context, reload <-chan struct{}, control <-ch
 	w.publish()
 	next := time.Duration(0)
 	for {
-		// Requests first: a reload or an override waiting must not wait for the timer too.
+		// Requests first: a reload or an override already waiting does not wait for the timer.
+		var timer <-chan time.Time
+		if len(reload) == 0 && len(control) == 0 {
+			timer = w.d.Clock.After(next)
+		}
 		select {
 		case <-ctx.Done():
 			w.stop()
@@ -191,20 +195,7 @@ func (w *Watchdog) Run(ctx context.Context, reload <-chan struct{}, control <-ch
 			w.setOverride(o)
 			next = 0
 			continue
-		default:
-		}
-		select {
-		case <-ctx.Done():
-			continue
-		case <-reload:
-			w.reload()
-			next = 0
-			continue
-		case o := <-control:
-			w.setOverride(o)
-			next = 0
-			continue
-		case <-w.d.Clock.After(next):
+		case <-timer:
 		}
 		start := w.d.Clock.Now()
 		w.round(ctx)
