@@ -310,6 +310,9 @@ func (w *Watchdog) round(ctx context.Context) {
 	}
 	newState, list := string(dec.State), dnsmasq.State(dec.List)
 	reason := dec.Reason
+	if dec.State == health.Offline && allOffline(res) {
+		reason = fmt.Sprintf("the router's own network is down (%v); list unchanged", res[0].Err)
+	}
 	if w.override.Side != "" {
 		newState, list = "forced-"+w.override.Side, dnsmasq.Healthy
 		if w.override.Side == "secondary" {
@@ -343,6 +346,16 @@ func (w *Watchdog) round(ctx context.Context) {
 		}
 	}
 	w.publish()
+}
+
+// allOffline reports whether every probe failed on the router's side (no route, no address).
+func allOffline(res []probe.Result) bool {
+	for _, r := range res {
+		if !r.Offline {
+			return false
+		}
+	}
+	return len(res) > 0
 }
 
 func (w *Watchdog) tracker(i int) *health.Tracker {

@@ -36,6 +36,7 @@ type world struct {
 	settings *config.Settings
 	loadErr  error
 	onRound  func(at time.Duration, w *world)
+	offline  bool // failing probes fail on the router's side (no route)
 }
 
 type write struct {
@@ -71,6 +72,9 @@ func (w *world) Round(ctx context.Context, servers []netip.AddrPort) []probe.Res
 		out[i] = probe.Result{Server: s, Up: true, RTT: 10 * time.Millisecond, Rcode: "NOERROR"}
 		if w.down(at, s) {
 			out[i] = probe.Result{Server: s, Err: probe.ErrTimeout}
+			if w.offline {
+				out[i] = probe.Result{Server: s, Err: probe.ErrOffline, Offline: true}
+			}
 		}
 	}
 	// A failed probe takes the whole timeout.
@@ -238,15 +242,16 @@ func TestEverythingDownChangesNothing(t *testing.T) {
 	w, wd := newWorld(t, s, 200*time.Second, func(at time.Duration, a netip.AddrPort) bool {
 		return at >= 50*time.Second && at < 150*time.Second
 	})
+	w.offline = true
 	sawOffline := false
 	w.onRound = func(at time.Duration, w *world) {
-		if w.last != nil && w.last.State == "offline" {
+		if w.last != nil && w.last.State == "offline" && strings.Contains(w.last.Reason, "the router's own network is down") {
 			sawOffline = true
 		}
 	}
 	w.run(wd, nil, nil)
 	if !sawOffline {
-		t.Error("never reported offline")
+		t.Error("never reported offline with the router's network as the reason")
 	}
 	if len(w.writes) != 2 || w.signals != 2 || w.last.Counters.Failovers != 0 {
 		t.Errorf("writes %d, signals %d, failovers %d: the WAN going away must change nothing", len(w.writes), w.signals, w.last.Counters.Failovers)
