@@ -136,7 +136,7 @@ func TestProblems(t *testing.T) {
 			"test:4: option 'secondary': 45.90.28.0 is listed twice",
 		}},
 		{"timeout longer than the fast interval", "config settings 'settings'\n\tlist primary '45.90.28.0'\n\toption timeout '5s'\n", []string{
-			"test:3: option 'timeout': 5s is longer than fast_interval 1.5s",
+			"test:3: option 'timeout': 5s is longer than fast_interval 1s",
 		}},
 		{"a list where an option belongs", "config settings 'settings'\n\tlist primary '45.90.28.0'\n\tlist mode 'privacy'\n", []string{
 			"test:3: option 'mode': is a list",
