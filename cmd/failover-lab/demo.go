@@ -11,13 +11,13 @@ import (
 )
 
 // demoScenario is the demo: healthy, NextDNS goes dark, failover, NextDNS returns, fail-back.
-// The outage starts 15 s in, halfway between two of the daemon's default rounds (at start,
-// then every 10 s), so the failover comes about 11 s into it; the fail-back waits for the
-// 30 s hold-down (about 40 s after the outage began), so 30 s dark and 25 s after keep both
-// inside about a minute, with 15 s of settled traffic at the end.
+// The outage starts 17.5 s in, between two of the daemon's default rounds (at start, then every
+// 5 s), so the failover comes about 5 s into it; the fail-back waits for the 30 s hold-down
+// (about 35 s after the outage began), so 30 s dark and 25 s after keep both inside about a
+// minute, with 15 s of settled traffic at the end.
 func demoScenario() Scenario {
 	return Scenario{Key: "demo", Title: "demo: NextDNS goes dark for 30 s", Phases: []Phase{
-		{Dur: 15 * time.Second, NextDNS: Healthy, Backup: Healthy},
+		{Dur: 17500 * time.Millisecond, NextDNS: Healthy, Backup: Healthy},
 		{Dur: 30 * time.Second, NextDNS: Dark, Backup: Healthy},
 		{Dur: 25 * time.Second, NextDNS: Healthy, Backup: Healthy},
 	}}

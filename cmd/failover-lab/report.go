@@ -134,8 +134,8 @@ What the columns mean:
 
 Reading the availability rows: each fault starts halfway between two of the daemon's probe
 rounds, the average case. The daemon fails over after fail_after failed rounds, so with the
-defaults about phase + fast_interval + timeout after the outage begins (4 s at best, 14 s at
-worst, 9 s on average). Every client query sent before the switch is lost, including the ones
+defaults about phase + fast_interval + timeout after the outage begins (2 s at best, 7 s at
+worst, 4.5 s on average). Every client query sent before the switch is lost, including the ones
 in flight: dnsmasq 2.90 sends a client's resend to the server it first used while that server
 is still in the list, even behind a new first server (internal/dnsmasqtest, TestResendAcrossASwitch).
 `)

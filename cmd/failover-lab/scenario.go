@@ -124,11 +124,11 @@ func (s Scenario) Outage() bool {
 const (
 	// warmup is the healthy stretch before each fault: long enough for a stretch of healthy
 	// traffic in which any leak shows, and chosen so the fault starts halfway between two of
-	// the daemon's default rounds (it probes at start, then every 10 s): the average case.
-	// A fault just after a round is the worst case (about 5 s later to fail over), just
-	// before one the best (about 5 s sooner).
-	defaultWarmup = 25 * time.Second
-	// cooldown is longer than the default hold-down (30 s) plus recovery (3 rounds at 2 s), so
+	// the daemon's default rounds (it probes at start, then every 5 s): the average case.
+	// A fault just after a round is the worst case (about 2.5 s later to fail over), just
+	// before one the best (about 2.5 s sooner).
+	defaultWarmup = 27500 * time.Millisecond
+	// cooldown is longer than the default hold-down (30 s) plus recovery (3 rounds at 1 s), so
 	// the fail-back is inside the run.
 	cooldown = 45 * time.Second
 	// shortCooldown follows a fault that should cause no failover (loss, latency): long
