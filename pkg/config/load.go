@@ -270,12 +270,14 @@ func (v *validator) section(sec *uci.Section) {
 	if len(v.probs) > 0 {
 		return // the checks below compare values that must each be valid first
 	}
-	// A round must end before the next one starts, and the fast pace must be the faster one.
-	if s.Timeout > s.FastInterval {
-		v.add(lineOf(sec, "timeout"), "timeout", fmt.Sprintf("%s is longer than fast_interval %s (a probe must end before the next round)", s.Timeout, s.FastInterval))
-	}
+	// The fast pace must be the faster one. Left unset, it follows a shorter interval; a timeout
+	// longer than the pace only makes the next round start as soon as the last one ends.
 	if s.FastInterval > s.Interval {
-		v.add(lineOf(sec, "fast_interval"), "fast_interval", fmt.Sprintf("%s is longer than interval %s (valid: at most interval)", s.FastInterval, s.Interval))
+		if sec.Option("fast_interval") == nil {
+			s.FastInterval = s.Interval
+		} else {
+			v.add(lineOf(sec, "fast_interval"), "fast_interval", fmt.Sprintf("%s is longer than interval %s (valid: at most interval)", s.FastInterval, s.Interval))
+		}
 	}
 	for _, f := range []struct{ name, path string }{{"status_file", s.StatusFile}, {"metrics_file", s.MetricsFile}, {"pid_file", s.PIDFile}, {"dhcp_config", s.DHCPConfig}} {
 		if f.path != "" && f.path == s.ServersFile {

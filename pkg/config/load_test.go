@@ -37,6 +37,12 @@ func TestValid(t *testing.T) {
 	option hold_down '2m'`, func(s *Settings) bool {
 			return s.Interval == 30*time.Second && s.FastInterval == 1500*time.Millisecond && s.Timeout == 500*time.Millisecond && s.HoldDown == 2*time.Minute
 		}},
+		{"a short interval takes the fast interval with it; a long timeout is allowed", `
+	list primary '45.90.28.0'
+	option interval '500ms'
+	option timeout '3s'`, func(s *Settings) bool {
+			return s.Interval == 500*time.Millisecond && s.FastInterval == 500*time.Millisecond && s.Timeout == 3*time.Second
+		}},
 		{"hold_down zero", `
 	list primary '45.90.28.0'
 	option hold_down '0'`, func(s *Settings) bool { return s.HoldDown == 0 }},
@@ -135,8 +141,8 @@ func TestProblems(t *testing.T) {
 			"test:3: option 'primary': 45.90.28.0 is listed twice",
 			"test:4: option 'secondary': 45.90.28.0 is listed twice",
 		}},
-		{"timeout longer than the fast interval", "config settings 'settings'\n\tlist primary '45.90.28.0'\n\toption timeout '5s'\n", []string{
-			"test:3: option 'timeout': 5s is longer than fast_interval 1s",
+		{"fast interval longer than the interval", "config settings 'settings'\n\tlist primary '45.90.28.0'\n\toption fast_interval '5s'\n\toption interval '2s'\n", []string{
+			"test:3: option 'fast_interval': 5s is longer than interval 2s",
 		}},
 		{"a list where an option belongs", "config settings 'settings'\n\tlist primary '45.90.28.0'\n\tlist mode 'privacy'\n", []string{
 			"test:3: option 'mode': is a list",
