@@ -60,17 +60,11 @@ func isTerminal(f io.Writer) bool {
 }
 
 func runDemo(ctx context.Context, o *options, stdout io.Writer) error {
-	bin, err := filepath.Abs(o.bin)
+	bin, root, cleanup, err := setup(o)
 	if err != nil {
 		return err
 	}
-	root, err := worldRoot()
-	if err != nil {
-		return err
-	}
-	if !o.keep {
-		defer os.RemoveAll(root)
-	}
+	defer cleanup()
 	sc := demoScenario()
 	strat := strategies()[3] // availability
 	tty := isTerminal(stdout)

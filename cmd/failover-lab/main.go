@@ -17,6 +17,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -144,6 +145,23 @@ func splitList(s string) []string {
 
 // worldRoot makes the parent folder of the worlds: 0755, because dnsmasq reads its
 // servers-file as nobody.
+// setup resolves the daemon binary and makes the worlds' root folder; done removes the folder
+// unless -keep was given.
+func setup(o *options) (bin, root string, done func(), err error) {
+	if bin, err = filepath.Abs(o.bin); err != nil {
+		return "", "", nil, err
+	}
+	if root, err = worldRoot(); err != nil {
+		return "", "", nil, err
+	}
+	done = func() {
+		if !o.keep {
+			os.RemoveAll(root)
+		}
+	}
+	return bin, root, done, nil
+}
+
 func worldRoot() (string, error) {
 	dir, err := os.MkdirTemp("", "failover-lab-")
 	if err != nil {

@@ -32,17 +32,11 @@ var ErrSmoke = errors.New("smoke checks failed")
 const smokeTail = 4 * time.Second
 
 func runSmoke(ctx context.Context, o *options, stdout io.Writer) error {
-	bin, err := filepath.Abs(o.bin)
+	bin, root, cleanup, err := setup(o)
 	if err != nil {
 		return err
 	}
-	root, err := worldRoot()
-	if err != nil {
-		return err
-	}
-	if !o.keep {
-		defer os.RemoveAll(root)
-	}
+	defer cleanup()
 	sc := smokeScenario()
 	all := strategies()
 	worlds := []*World{
