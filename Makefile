@@ -63,8 +63,8 @@ fuzz:
 	sh scripts/fuzz.sh $(FUZZTIME)
 
 # footprint: RSS and CPU of the real daemon after a minute of probing with the default timings.
-footprint: deps build
-	sh scripts/footprint.sh bin/nextdns-failover $(SECONDS)
+footprint: deps
+	sh scripts/footprint.sh $(FOOTPRINT_SECONDS)
 
 clean:
 	rm -rf bin dist
