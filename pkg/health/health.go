@@ -109,6 +109,10 @@ func (d *Decider) State() State {
 	return d.state
 }
 
+// SetHoldDown puts a new configured hold-down in force (a config reload), forgetting any
+// doubling.
+func (d *Decider) SetHoldDown(h time.Duration) { d.HoldDown, d.hold = h, h }
+
 // Hold is the hold-down now in force (doubled after flapping).
 func (d *Decider) Hold() time.Duration { return d.hold }
 

@@ -127,7 +127,7 @@ func (w *Watchdog) apply(s *config.Settings) {
 	if s.Mode == config.Privacy {
 		nsec = 0
 	}
-	if old == nil || !sameUpstreams(old, s) || w.m.Decider.HoldDown != s.HoldDown {
+	if old == nil || !sameUpstreams(old, s) {
 		w.m = health.NewMachine(len(s.Primary), nsec, s.FailAfter, s.RecoverAfter, s.Mode == config.Privacy, s.HoldDown, now)
 		w.lastRes, w.lastGood = nil, make([]time.Duration, len(s.Primary)+nsec)
 		if w.state == "" {
@@ -139,6 +139,9 @@ func (w *Watchdog) apply(s *config.Settings) {
 		}
 		for i := range w.m.Secondary {
 			w.m.Secondary[i].FailAfter, w.m.Secondary[i].RecoverAfter = s.FailAfter, s.RecoverAfter
+		}
+		if w.m.Decider.HoldDown != s.HoldDown {
+			w.m.Decider.SetHoldDown(s.HoldDown) // keeps the state: a failover in progress stays
 		}
 	}
 	w.sig = nil
