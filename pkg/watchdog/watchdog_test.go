@@ -366,3 +366,28 @@ func TestOverride(t *testing.T) {
 		t.Errorf("override lasted %s, want 30s", d)
 	}
 }
+
+func TestReloadOfHoldDownKeepsTheFailover(t *testing.T) {
+	s := settings(t, "")
+	// NextDNS is down from 10 s to the end; at 60 s, while failed over, hold_down changes.
+	w, wd := newWorld(t, s, 120*time.Second, func(at time.Duration, a netip.AddrPort) bool {
+		return isPrimary(a) && at >= 10*time.Second
+	})
+	reload := make(chan struct{}, 1)
+	sent := false
+	w.onRound = func(at time.Duration, w *world) {
+		if at >= 60*time.Second && !sent {
+			sent = true
+			w.settings = settings(t, "\toption hold_down '10s'\n")
+			reload <- struct{}{}
+		}
+	}
+	w.run(wd, reload, nil)
+	if len(w.writes) != 3 || w.last.Counters.Failovers != 1 || w.last.Counters.Failbacks != 0 {
+		t.Errorf("writes %d, failovers %d, fail-backs %d: a hold_down reload must not fail back while NextDNS is down",
+			len(w.writes), w.last.Counters.Failovers, w.last.Counters.Failbacks)
+	}
+	if time.Duration(w.last.HoldDown) != 10*time.Second {
+		t.Errorf("hold-down %s after the reload, want 10s", time.Duration(w.last.HoldDown))
+	}
+}
