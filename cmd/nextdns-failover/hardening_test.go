@@ -201,7 +201,7 @@ func mustUpstream(t *testing.T, s string) config.Upstream {
 }
 
 // crashFS runs WriteInPlace on the real file system but "kills the process" after a given
-// number of changes to it (create, chmod, write, truncate, remove, mkdir): every later change
+// number of changes to it (create, chmod, write, truncate, link, remove, mkdir): every later change
 // fails and does nothing, as if the process had died there.
 type crashFS struct {
 	after, done int
@@ -242,6 +242,13 @@ func (c *crashFS) Chmod(name string, mode os.FileMode) error {
 		return err
 	}
 	return os.Chmod(name, mode)
+}
+
+func (c *crashFS) Link(oldname, newname string) error {
+	if err := c.change(); err != nil {
+		return err
+	}
+	return os.Link(oldname, newname)
 }
 
 func (c *crashFS) Remove(name string) error {
@@ -341,9 +348,9 @@ func TestKillAtEveryStepOfAWrite(t *testing.T) {
 						case len(c.servers) == 0 && old != nil:
 							t.Fatalf("killed after step %d: the %s list was replaced by one without a server:\n%q", step, from, left)
 						case len(c.servers) == 0:
-							t.Logf("finding: killed after step %d of creating the file: it is left empty (%q); dnsmasq would read no server", step, left)
+							t.Fatalf("killed after step %d of creating the file: it is left without a server (%q)", step, left)
 						case len(c.junk) > 0:
-							t.Logf("finding: killed after step %d: dnsmasq would skip bad lines %q (servers %q)", step, c.junk, c.servers)
+							t.Fatalf("killed after step %d: dnsmasq would skip bad lines %q (servers %q)", step, c.junk, c.servers)
 						}
 					}
 				})

@@ -33,6 +33,7 @@ type FS interface {
 	MkdirAll(path string, perm fs.FileMode) error
 	Chmod(name string, mode fs.FileMode) error
 	Remove(name string) error
+	Link(oldname, newname string) error
 }
 
 // OSFS is the operating system's file system.
@@ -55,6 +56,9 @@ func (OSFS) Chmod(name string, mode fs.FileMode) error { return os.Chmod(name, m
 
 // Remove is os.Remove.
 func (OSFS) Remove(name string) error { return os.Remove(name) }
+
+// Link makes newname a hard link to oldname; it fails if newname exists.
+func (OSFS) Link(oldname, newname string) error { return os.Link(oldname, newname) }
 
 // Modes of what WriteInPlace creates: dnsmasq drops to an unprivileged user (nobody) before it
 // reads the servers-file, so the folder must be searchable and the file readable by others;
@@ -92,7 +96,10 @@ func (w Writer) WriteInPlace(path string, content []byte) (changed bool, err err
 	if len(content) == 0 {
 		return false, fmt.Errorf("servers-file %s: %w: refusing to write an empty file", path, ErrEmpty)
 	}
-	f, created, err := w.open(path)
+	f, err := w.open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return w.create(path, content)
+	}
 	if err != nil {
 		return false, err
 	}
@@ -110,7 +117,13 @@ func (w Writer) WriteInPlace(path string, content []byte) (changed bool, err err
 		return false, nil
 	}
 
-	n, werr := writeAll(f, content)
+	// A shorter list is written padded with a comment to the old length, so that the file holds
+	// only whole lines at every step, even if the process dies before the truncate.
+	data := content
+	if old != nil && size > int64(len(content)) {
+		data = padded(content, int(size))
+	}
+	n, werr := writeAll(f, data)
 	if werr == nil {
 		if err := f.Truncate(int64(len(content))); err != nil {
 			return true, fmt.Errorf("servers-file %s: truncate to %d bytes: %w", path, len(content), err)
@@ -121,13 +134,6 @@ func (w Writer) WriteInPlace(path string, content []byte) (changed bool, err err
 	// The write failed part way. dnsmasq reads the file only when signalled, and the caller
 	// signals only on success, but anyone may reload dnsmasq later: undo the write.
 	werr = fmt.Errorf("servers-file %s: write %d bytes: %w", path, len(content), werr)
-	if created {
-		// A missing file keeps dnsmasq's current list on a reload; an empty one clears it.
-		if err := w.FS.Remove(path); err != nil {
-			return true, errors.Join(werr, fmt.Errorf("remove the half-written new file: %w", err))
-		}
-		return false, werr
-	}
 	if old != nil {
 		rerr := restore(f, old)
 		if rerr == nil {
@@ -140,8 +146,8 @@ func (w Writer) WriteInPlace(path string, content []byte) (changed bool, err err
 	// as a different server: "server=45.90.28.10" cut to "server=45.90.28.1").
 	// A failed rollback may have overwritten part of them: write them again (they fit in
 	// space the file already holds).
-	if cut := completeLines(content[:n]); cut > 0 {
-		if _, err := writeAll(f, content[:cut]); err != nil {
+	if cut := completeLines(data[:n]); cut > 0 {
+		if _, err := writeAll(f, data[:cut]); err != nil {
 			return true, errors.Join(werr, fmt.Errorf("keep the %d bytes of complete lines written: %w", cut, err))
 		}
 		if err := f.Truncate(int64(cut)); err != nil {
@@ -149,6 +155,19 @@ func (w Writer) WriteInPlace(path string, content []byte) (changed bool, err err
 		}
 	}
 	return true, werr
+}
+
+// padded returns content followed by a comment line that brings it to size bytes (or one
+// newline when a single byte is missing: dnsmasq skips a blank line).
+func padded(content []byte, size int) []byte {
+	pad := size - len(content)
+	out := make([]byte, 0, size)
+	out = append(out, content...)
+	if pad >= 2 {
+		out = append(out, '#')
+		out = append(out, bytes.Repeat([]byte{' '}, pad-2)...)
+	}
+	return append(out, '\n')
 }
 
 // restore writes old back at offset 0 and truncates the file to its length.
@@ -172,52 +191,74 @@ func completeLines(b []byte) int {
 	return cut
 }
 
-// open opens path for reading and writing without following a symlink in its last
-// component, creating it (and its folder) when missing. created says it did.
-func (w Writer) open(path string) (File, bool, error) {
+// open opens an existing path for reading and writing without following a symlink in its
+// last component. A missing file is an error that wraps fs.ErrNotExist.
+func (w Writer) open(path string) (File, error) {
 	const flags = os.O_RDWR | syscall.O_NOFOLLOW | syscall.O_NONBLOCK
 	f, err := w.FS.OpenFile(path, flags, 0)
-	created := false
 	if errors.Is(err, fs.ErrNotExist) {
-		dir := filepath.Dir(path)
-		if _, serr := os.Stat(dir); errors.Is(serr, fs.ErrNotExist) {
-			if err := w.FS.MkdirAll(dir, dirMode); err != nil {
-				return nil, false, fmt.Errorf("servers-file %s: create folder: %w", path, err)
-			}
-			if err := w.FS.Chmod(dir, dirMode); err != nil {
-				return nil, false, fmt.Errorf("servers-file %s: chmod folder: %w", path, err)
-			}
-		}
-		f, err = w.FS.OpenFile(path, flags|os.O_CREATE|os.O_EXCL, fileMode)
-		if err == nil {
-			created = true
-			// The umask may have taken bits that dnsmasq needs to read the file.
-			if err := w.FS.Chmod(path, fileMode); err != nil {
-				_ = f.Close()
-				_ = w.FS.Remove(path)
-				return nil, false, fmt.Errorf("servers-file %s: chmod: %w", path, err)
-			}
-		}
+		return nil, err
 	}
 	if errors.Is(err, syscall.ELOOP) {
-		return nil, false, fmt.Errorf("servers-file %s: %w: it is a symlink", path, ErrNotRegular)
+		return nil, fmt.Errorf("servers-file %s: %w: it is a symlink", path, ErrNotRegular)
 	}
 	if errors.Is(err, syscall.EISDIR) {
-		return nil, false, fmt.Errorf("servers-file %s: %w: it is a folder", path, ErrNotRegular)
+		return nil, fmt.Errorf("servers-file %s: %w: it is a folder", path, ErrNotRegular)
 	}
 	if err != nil {
-		return nil, false, fmt.Errorf("servers-file %s: open: %w", path, err)
+		return nil, fmt.Errorf("servers-file %s: open: %w", path, err)
 	}
 	fi, err := f.Stat()
 	if err != nil {
 		_ = f.Close()
-		return nil, false, fmt.Errorf("servers-file %s: stat: %w", path, err)
+		return nil, fmt.Errorf("servers-file %s: stat: %w", path, err)
 	}
 	if !fi.Mode().IsRegular() {
 		_ = f.Close()
-		return nil, false, fmt.Errorf("servers-file %s: %w: mode %s", path, ErrNotRegular, fi.Mode())
+		return nil, fmt.Errorf("servers-file %s: %w: mode %s", path, ErrNotRegular, fi.Mode())
 	}
-	return f, created, nil
+	return f, nil
+}
+
+// create writes a missing file. The content goes to a temporary file beside it, which is then
+// hard-linked to the path (a link fails if the path appeared meanwhile): the path never exists
+// empty or half-written, even if the process dies half way. It creates the folder (0755) when
+// missing; the file is 0644 whatever the umask, since dnsmasq reads it as another user.
+func (w Writer) create(path string, content []byte) (bool, error) {
+	dir := filepath.Dir(path)
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		if err := w.FS.MkdirAll(dir, dirMode); err != nil {
+			return false, fmt.Errorf("servers-file %s: create folder: %w", path, err)
+		}
+		if err := w.FS.Chmod(dir, dirMode); err != nil {
+			return false, fmt.Errorf("servers-file %s: chmod folder: %w", path, err)
+		}
+	}
+	tmp := filepath.Join(dir, "."+filepath.Base(path)+".new")
+	_ = w.FS.Remove(tmp) // left behind by a process that died here
+	f, err := w.FS.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, fileMode)
+	if err != nil {
+		return false, fmt.Errorf("servers-file %s: create: %w", path, err)
+	}
+	defer func() { _ = w.FS.Remove(tmp) }()
+	if err := w.FS.Chmod(tmp, fileMode); err != nil {
+		_ = f.Close()
+		return false, fmt.Errorf("servers-file %s: chmod: %w", path, err)
+	}
+	if _, err := writeAll(f, content); err != nil {
+		_ = f.Close()
+		return false, fmt.Errorf("servers-file %s: write %d bytes: %w", path, len(content), err)
+	}
+	if err := f.Close(); err != nil {
+		return false, fmt.Errorf("servers-file %s: close: %w", path, err)
+	}
+	if err := w.FS.Link(tmp, path); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return w.WriteInPlace(path, content) // created meanwhile: rewrite it in place
+		}
+		return false, fmt.Errorf("servers-file %s: link: %w", path, err)
+	}
+	return true, nil
 }
 
 // readCurrent returns the file's content and size; the content is nil when the file is larger
