@@ -205,6 +205,20 @@ func NewMachine(nPrimary, nSecondary, failAfter, recoverAfter int, privacy bool,
 	return m
 }
 
+// StartFailedOver puts a machine that has seen no round yet into the failover state at now:
+// for a daemon restarted (after a crash, say) while the servers-file holds the failover list,
+// so that it keeps that list instead of going back to NextDNS and failing over again. The
+// primaries count as down, and the hold-down counts as served: NextDNS only has to answer
+// RecoverAfter rounds to get the traffic back.
+func (m *Machine) StartFailedOver(now time.Time) {
+	for i := range m.Primary {
+		t := &m.Primary[i]
+		t.Up, t.Good, t.Bad = false, 0, t.FailAfter
+	}
+	d := m.Decider
+	d.state, d.offline, d.since, d.failedAt = Failover, false, now, now.Add(-d.hold)
+}
+
 // Round records one round's probe results (config order) and decides.
 func (m *Machine) Round(now time.Time, primaryOK, secondaryOK []bool) Decision {
 	return m.Decider.Decide(now, observe(m.Primary, primaryOK), observe(m.Secondary, secondaryOK))

@@ -55,6 +55,7 @@ type Deps struct {
 	Prober func(*config.Settings) Prober             // nil: a probe.Prober from the settings
 	Signal func(*config.Settings) Signaller          // nil: dnsmasq.Signaller on PIDFile (resolved by PIDFile)
 	Write  func(path string, b []byte) (bool, error) // nil: dnsmasq.WriteInPlace
+	Read   func(path string) ([]byte, error)         // nil: os.ReadFile
 	// PIDFile resolves the pid file of the settings (pid_file, or from the dhcp instance).
 	PIDFile  func(*config.Settings) (string, error)
 	Publish  func(*config.Settings, *status.Status) error // nil: status.Write to StatusFile
@@ -105,6 +106,9 @@ func New(d Deps) (*Watchdog, error) {
 	}
 	if d.Write == nil {
 		d.Write = dnsmasq.WriteInPlace
+	}
+	if d.Read == nil {
+		d.Read = os.ReadFile
 	}
 	if d.Publish == nil {
 		d.Publish = func(s *config.Settings, st *status.Status) error { return status.Write(s.StatusFile, st) }
@@ -162,6 +166,19 @@ func sameUpstreams(a, b *config.Settings) bool {
 	return a.Mode == b.Mode && eq(a.Primary, b.Primary) && eq(a.Secondary, b.Secondary)
 }
 
+// holds reports whether the servers-file holds this config's list for st (availability mode).
+func (w *Watchdog) holds(st dnsmasq.State) bool {
+	if w.s.Mode != config.Availability || len(w.s.Secondary) == 0 {
+		return false
+	}
+	want, err := dnsmasq.Render(st, dnsmasq.Plan(w.s, st, nil))
+	if err != nil {
+		return false
+	}
+	have, err := w.d.Read(w.s.ServersFile)
+	return err == nil && string(have) == string(want)
+}
+
 // upstreams probed each round: the primaries, then (availability mode) the secondaries.
 func (w *Watchdog) upstreams() []config.Upstream {
 	out := append([]config.Upstream{}, w.s.Primary...)
@@ -177,7 +194,19 @@ func (w *Watchdog) upstreams() []config.Upstream {
 func (w *Watchdog) Run(ctx context.Context, reload <-chan struct{}, control <-chan Override) error {
 	w.d.Logf("started: %s mode, %d NextDNS and %d backup upstreams, interval %s (fast %s), timeout %s, fail after %d, recover after %d, hold-down %s",
 		w.s.Mode, len(w.s.Primary), len(w.s.Secondary), w.s.Interval, w.s.FastInterval, w.s.Timeout, w.s.FailAfter, w.s.RecoverAfter, w.s.HoldDown)
-	w.act(dnsmasq.Healthy)
+	// One signal at start even if the file is unchanged: a daemon that died between a write and
+	// its signal left dnsmasq on an older list.
+	w.pending = true
+	first := dnsmasq.Healthy
+	if w.holds(dnsmasq.Failover) {
+		// Restarted while failed over (procd respawns a crashed daemon): keep the backups first
+		// rather than go back to NextDNS for fail_after rounds and fail over again.
+		w.m.StartFailedOver(w.d.Clock.Now())
+		w.state, w.reason = string(health.Failover), "restarted while failed over (the servers-file holds the failover list)"
+		first = dnsmasq.Failover
+		w.d.Logf("%s", w.reason)
+	}
+	w.act(first)
 	w.publish()
 	next := time.Duration(0)
 	for {
