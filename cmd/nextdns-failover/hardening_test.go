@@ -28,10 +28,11 @@ import (
 	"github.com/nextdns-failover/nextdns-failover/pkg/uci"
 )
 
-// restartBound is how long a freshly started daemon may take to reach the right list: it
-// writes the healthy list at once, then needs failAfter failed rounds (each a probe timeout,
-// the later ones after a fast interval) to fail over again; an interval more covers a round
-// that began just before. Tests allow 10 times that for a loaded CI machine and the exec.
+// restartBound is how long a freshly started daemon may take to reach the right list. It keeps
+// a failover list it finds; on any other file it writes the healthy list at once and then
+// needs failAfter failed rounds (each a probe timeout, the later ones after a fast interval) to
+// fail over; an interval more covers a round that began just before. Tests allow 10 times that
+// for a loaded CI machine and the exec.
 const restartBound = failAfter*(probeTimeout+fastInterval) + interval
 
 // kill9 kills the daemon with SIGKILL and reaps it; the lab's cleanup still finds the exit.
