@@ -11,8 +11,9 @@ import (
 	"github.com/nextdns-failover/nextdns-failover/pkg/uci"
 )
 
-// maxDHCPFile bounds the dhcp file read: real ones are a few KiB.
-const maxDHCPFile = 1 << 20
+// maxDHCPFile bounds the dhcp file read: real ones are a few KiB, and uci.Parse refuses a
+// larger one (reading one byte more lets it see that).
+const maxDHCPFile = uci.MaxInputSize
 
 // target is the dnsmasq instance the settings steer.
 type target struct {
@@ -30,7 +31,7 @@ func findTarget(s *config.Settings) target {
 		t.Err = err
 	} else {
 		defer f.Close()
-		dhcp, err := uci.Parse(filepath.Base(s.DHCPConfig), io.LimitReader(f, maxDHCPFile))
+		dhcp, err := uci.Parse(filepath.Base(s.DHCPConfig), io.LimitReader(f, maxDHCPFile+1)) // uci refuses more than 1 MiB
 		if err != nil {
 			t.Err = fmt.Errorf("%s: %w", s.DHCPConfig, err)
 		} else if inst, err := dnsmasq.FindInstance(dhcp, s.DnsmasqInstance); err != nil {
