@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -152,18 +153,7 @@ func (w *Watchdog) apply(s *config.Settings) {
 }
 
 func sameUpstreams(a, b *config.Settings) bool {
-	eq := func(x, y []config.Upstream) bool {
-		if len(x) != len(y) {
-			return false
-		}
-		for i := range x {
-			if x[i] != y[i] {
-				return false
-			}
-		}
-		return true
-	}
-	return a.Mode == b.Mode && eq(a.Primary, b.Primary) && eq(a.Secondary, b.Secondary)
+	return a.Mode == b.Mode && slices.Equal(a.Primary, b.Primary) && slices.Equal(a.Secondary, b.Secondary)
 }
 
 // holds reports whether the servers-file holds this config's list for st (availability mode).
@@ -188,8 +178,8 @@ func (w *Watchdog) upstreams() []config.Upstream {
 	return out
 }
 
-// Run writes the healthy list, signals dnsmasq, and probes until ctx ends; then it writes the
-// stopped list (a static strict-order setup), signals dnsmasq and returns nil. A value on reload
+// Run writes the healthy list (or keeps the failover list it finds: a restart while failed
+// over), signals dnsmasq, and probes until ctx ends; then it writes the stopped list (a static strict-order setup), signals dnsmasq and returns nil. A value on reload
 // re-reads the config (an invalid one is logged and the last good one stays) and probes at once.
 func (w *Watchdog) Run(ctx context.Context, reload <-chan struct{}, control <-chan Override) error {
 	w.d.Logf("started: %s mode, %d NextDNS and %d backup upstreams, interval %s (fast %s), timeout %s, fail after %d, recover after %d, hold-down %s",
