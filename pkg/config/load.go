@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -271,7 +272,7 @@ func (v *validator) section(sec *uci.Section) {
 		for _, u := range append(append([]Upstream{}, s.Primary...), s.Secondary...) {
 			if !IsNextDNS(u.Addr()) && !u.Addr().IsLoopback() {
 				opt := "primary"
-				if !contains(s.Primary, u) {
+				if !slices.Contains(s.Primary, u) {
 					opt = "secondary"
 				}
 				v.add(v.lines[u], opt, fmt.Sprintf("%s is not a NextDNS address; privacy mode never uses one (valid: 45.90.28.0/24, 45.90.30.0/24, 2a07:a8c0::/33, 2a07:a8c1::/33 or a loopback proxy such as 127.0.0.1#5353)", u))
@@ -305,7 +306,7 @@ func (v *validator) upstreams(o *uci.Option) []Upstream {
 			v.add(o.Lines[i], o.Name, err.Error())
 			continue
 		}
-		if contains(out, u) || (o.Name == "secondary" && contains(v.s.Primary, u)) {
+		if slices.Contains(out, u) || (o.Name == "secondary" && slices.Contains(v.s.Primary, u)) {
 			v.add(o.Lines[i], o.Name, fmt.Sprintf("%s is listed twice (valid: each upstream once)", u))
 			continue
 		}
@@ -316,15 +317,6 @@ func (v *validator) upstreams(o *uci.Option) []Upstream {
 		v.add(o.Lines[0], o.Name, fmt.Sprintf("%d upstreams (valid: at most %d)", len(out), maxUpstreams))
 	}
 	return out
-}
-
-func contains(list []Upstream, u Upstream) bool {
-	for _, x := range list {
-		if x == u {
-			return true
-		}
-	}
-	return false
 }
 
 func lineOf(sec *uci.Section, name string) int {
