@@ -257,9 +257,9 @@ func (p *parser) value(depth int) (any, error) {
 	case c == 'n':
 		return p.lit("null", nil)
 	case c == '-' || c >= '0' && c <= '9':
-		j := p.i
-		for j < len(p.b) && (p.b[j] == '-' || p.b[j] == '+' || p.b[j] == '.' || p.b[j] == 'e' || p.b[j] == 'E' || p.b[j] >= '0' && p.b[j] <= '9') {
-			j++
+		j := numberEnd(p.b, p.i)
+		if j < 0 {
+			return nil, p.fail("bad number")
 		}
 		f, err := strconv.ParseFloat(string(p.b[p.i:j]), 64)
 		if err != nil {
@@ -269,6 +269,44 @@ func (p *parser) value(depth int) (any, error) {
 		return f, nil
 	}
 	return nil, p.fail("unexpected character")
+}
+
+// numberEnd returns the end of the JSON number at b[i:] (-?(0|[1-9]d*)(.d+)?([eE][+-]?d+)?),
+// or -1 when there is none.
+func numberEnd(b []byte, i int) int {
+	digits := func() int {
+		n := 0
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+			n++
+		}
+		return n
+	}
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case digits() == 0:
+		return -1
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		if digits() == 0 {
+			return -1
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if digits() == 0 {
+			return -1
+		}
+	}
+	return i
 }
 
 func (p *parser) str() (string, error) {
