@@ -36,7 +36,7 @@ test: deps lint unit shell-test packages qemu-smoke lab-smoke
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
-	shellcheck -s sh $$(sh scripts/shell-files.sh)
+	shellcheck -x -s sh $$(sh scripts/shell-files.sh)
 
 unit:
 	CGO_ENABLED=0 $(GO) test -count=1 ./...

@@ -40,32 +40,22 @@ echo "building..."
 CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$WORK/nextdns-failover" ./cmd/nextdns-failover || exit 1
 CGO_ENABLED=0 go build -o "$WORK/fakednsd" ./test/fakednsd || exit 1
 
-# wait_file FILE PID: wait up to 10 s for FILE to be non-empty while PID lives.
-wait_file() {
-	i=0
-	while [ ! -s "$1" ]; do
-		i=$((i + 1))
-		if [ "$i" -gt 100 ] || ! kill -0 "$2" 2>/dev/null; then
-			echo "footprint: $1 did not appear" >&2
-			exit 1
-		fi
-		sleep 0.1
-	done
-}
+# shellcheck source=scripts/wait-file.sh
+. scripts/wait-file.sh
 
 "$WORK/fakednsd" -addr 127.0.0.2:0 -ready "$WORK/nextdns.addr" 2>>"$WORK/fakednsd.log" &
 PIDS="$PIDS $!"
-wait_file "$WORK/nextdns.addr" $!
+wait_file "$WORK/nextdns.addr" $! footprint
 "$WORK/fakednsd" -addr 127.0.0.3:0 -ready "$WORK/backup.addr" 2>>"$WORK/fakednsd.log" &
 PIDS="$PIDS $!"
-wait_file "$WORK/backup.addr" $!
+wait_file "$WORK/backup.addr" $! footprint
 
 DNSMASQ=none
 if [ -x /usr/sbin/dnsmasq ]; then
 	/usr/sbin/dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts --port=0 \
 		--servers-file="$WORK/servers.conf" --pid-file="$WORK/dnsmasq.pid" --log-facility="$WORK/dnsmasq.log" &
 	PIDS="$PIDS $!"
-	wait_file "$WORK/dnsmasq.pid" $!
+	wait_file "$WORK/dnsmasq.pid" $! footprint
 	DNSMASQ="pid $(cat "$WORK/dnsmasq.pid")"
 fi
 
@@ -82,7 +72,7 @@ EOF
 "$WORK/nextdns-failover" run -c "$WORK/config" -hooks "$WORK/hooks" 2>"$WORK/daemon.log" &
 DAEMON=$!
 PIDS="$DAEMON $PIDS"
-wait_file "$WORK/status.json" "$DAEMON"
+wait_file "$WORK/status.json" "$DAEMON" footprint
 
 # cpu_ticks PID: utime+stime in clock ticks. /proc/PID/stat is "PID (COMM) STATE ..." where
 # COMM may hold spaces: fields are counted after the last ") ", from STATE (field 3);

@@ -38,15 +38,9 @@ fail() {
 CGO_ENABLED=0 go build -o "$WORK/fakednsd" ./test/fakednsd || exit 1
 "$WORK/fakednsd" -ready "$WORK/fake.addr" &
 FAKE_PID=$!
-i=0
-while [ ! -s "$WORK/fake.addr" ]; do
-	i=$((i + 1))
-	if [ "$i" -gt 100 ] || ! kill -0 "$FAKE_PID" 2>/dev/null; then
-		echo "qemu-smoke: the fake DNS server did not start" >&2
-		exit 1
-	fi
-	sleep 0.1
-done
+# shellcheck source=scripts/wait-file.sh
+. scripts/wait-file.sh
+wait_file "$WORK/fake.addr" "$FAKE_PID" qemu-smoke
 FAKE=$(cat "$WORK/fake.addr")
 
 # A port nothing listens on: take one from a listener that is gone again.
