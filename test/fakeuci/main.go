@@ -2,8 +2,10 @@
 // init script and the install/removal scripts (scripts/test-shell.sh). It edits real UCI text
 // files in a folder the test controls and behaves like libuci where those scripts rely on it:
 // changes are staged until `commit` (a script that forgets to commit loses them, as on a
-// router), `@type[N]` and `cfgNNHHHH` name anonymous sections, empty values delete, and
-// `-q` silences "Entry not found". It is never shipped.
+// router), `@type[N]` and `cfgNNHHHH` name anonymous sections, empty values delete, `-q`
+// silences "Entry not found", `get` and `show` quote values exactly as libuci's cli.c does, and
+// `commit` leaves the file mode 0600 (libuci writes a mkstemp file and renames it over the
+// old one). It is never shipped.
 //
 //	uci [-q] [-c CONFDIR] [-X] get|set|add_list|del_list|delete|add|show|export|commit|revert|changes ...
 //
@@ -166,7 +168,7 @@ func (e env) command(cmd string, args []string, w io.Writer) error {
 		if o == nil {
 			return errNotFound
 		}
-		fmt.Fprintln(w, strings.Join(o.values, " "))
+		fmt.Fprintln(w, getValue(o))
 		return nil
 	case "set", "add_list", "del_list", "delete", "add":
 		if len(args) != 1 && !(cmd == "add" && len(args) == 2) {
@@ -357,13 +359,36 @@ func (e env) commit(args []string) error {
 		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(filepath.Join(e.confDir, n), b, 0o644); err != nil {
+		if err := replaceFile(filepath.Join(e.confDir, n), b); err != nil {
 			return err
 		}
 		os.Remove(staged)
 		e.logf("commit %s", n)
 	}
 	return nil
+}
+
+// replaceFile writes the file as libuci's commit does: a mkstemp file (mode 0600, whatever
+// the old file's mode was) renamed over the old one.
+func replaceFile(path string, b []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".uci-")
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(f.Name(), 0o600)
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
 }
 
 func validName(s string) bool {
@@ -462,6 +487,23 @@ func (p *pkg) showName(s *section, real bool) string {
 
 func quote(v string) string { return "'" + strings.ReplaceAll(v, "'", `'\''`) + "'" }
 
+// getValue is what `uci get` prints for an option: a plain option raw; a list's items joined
+// by spaces, each raw unless it holds a space, tab, CR or newline, then quoted as `show` does
+// (libuci's cli.c, uci_show_value with quote false).
+func getValue(o *option) string {
+	if !o.isList {
+		return o.values[0]
+	}
+	vs := make([]string, len(o.values))
+	for i, v := range o.values {
+		if strings.ContainsAny(v, " \t\r\n") {
+			v = quote(v)
+		}
+		vs[i] = v
+	}
+	return strings.Join(vs, " ")
+}
+
 func (p *pkg) show(w io.Writer, r ref, real bool) error {
 	var only *section
 	if r.sec != "" {
@@ -473,7 +515,8 @@ func (p *pkg) show(w io.Writer, r ref, real bool) error {
 		if only != nil && s != only {
 			continue
 		}
-		name := p.name + "." + p.showName(s, real)
+		// libuci names sections @type[N] only in a whole-package show
+		name := p.name + "." + p.showName(s, real || only != nil)
 		if r.opt == "" {
 			fmt.Fprintf(w, "%s=%s\n", name, s.typ)
 		}
@@ -538,6 +581,9 @@ func parse(name, text string) (*pkg, error) {
 		case "config", "c":
 			if len(toks) < 2 || len(toks) > 3 {
 				return nil, bad()
+			}
+			if len(toks) == 3 && toks[2] == "" {
+				toks = toks[:2] // `config x ''` is anonymous
 			}
 			cur = &section{typ: toks[1], anon: len(toks) == 2}
 			if len(toks) == 3 {

@@ -117,3 +117,59 @@ func TestEditsAreStagedUntilCommit(t *testing.T) {
 		t.Fatalf("after revert: %q, %v", got, err)
 	}
 }
+
+// TestGetQuotesLikeLibuci: `uci get` prints an option raw and quotes only the list items that
+// hold whitespace (libuci's cli.c); `show` of one section or option names it by its real name.
+func TestGetQuotesLikeLibuci(t *testing.T) {
+	conf := t.TempDir()
+	t.Setenv("UCI_CONFIG_DIR", conf)
+	t.Setenv("FAKEUCI_SAVEDIR", "")
+	file := "config dnsmasq\n\toption o 'a b'\n\tlist server '8.8.8.8 '\n\tlist server \"it's\"\n" +
+		"\tlist server ''\n\tlist server '1.1.1.1'\n\tlist server 'tab\there'\n"
+	if err := os.WriteFile(filepath.Join(conf, "dhcp"), []byte(file), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"get", "dhcp.@dnsmasq[0].o"}, "a b\n"},
+		{[]string{"get", "dhcp.@dnsmasq[0].server"}, "'8.8.8.8 ' it's  1.1.1.1 'tab\there'\n"},
+		{[]string{"show", "dhcp.@dnsmasq[0].server"}, "dhcp.cfg01411c.server='8.8.8.8 ' 'it'\\''s' '' '1.1.1.1' 'tab\there'\n"},
+		{[]string{"show", "dhcp.@dnsmasq[0].o"}, "dhcp.cfg01411c.o='a b'\n"},
+	} {
+		var out bytes.Buffer
+		if err := run(c.args, &out); err != nil {
+			t.Fatalf("uci %v: %v", c.args, err)
+		}
+		if out.String() != c.want {
+			t.Errorf("uci %v:\n got %q\nwant %q", c.args, out.String(), c.want)
+		}
+	}
+}
+
+// TestCommitLeavesMode0600: libuci's commit renames a mkstemp file over the config.
+func TestCommitLeavesMode0600(t *testing.T) {
+	conf := t.TempDir()
+	t.Setenv("UCI_CONFIG_DIR", conf)
+	t.Setenv("FAKEUCI_SAVEDIR", "")
+	p := filepath.Join(conf, "dhcp")
+	if err := os.WriteFile(p, []byte("config dnsmasq\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"set", "dhcp.@dnsmasq[0].noresolv=1"}, {"commit", "dhcp"}} {
+		if err := run(args, &bytes.Buffer{}); err != nil {
+			t.Fatalf("uci %v: %v", args, err)
+		}
+	}
+	st, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Fatalf("mode after commit: %v, want 0600", st.Mode().Perm())
+	}
+	if ents, _ := os.ReadDir(conf); len(ents) != 2 { // dhcp and the empty .fakeuci
+		t.Fatalf("files left in the config folder: %v", ents)
+	}
+}
