@@ -334,8 +334,8 @@ lifecycle() {
 	expect_eq "$(dhcp_get "$sec.server")" "$W_SERVER" "$fixture: dhcp servers left"
 	expect_eq "$(cfg_get primary)" "$W_PRIMARY" "$fixture: primaries"
 	expect_eq "$(cfg_get secondary)" "$W_SECONDARY" "$fixture: secondaries"
-	expect_eq "$(cat "$C/run/nextdns-failover/servers.conf" 2>/dev/null)" "# healthy" "$fixture: servers-file written before dnsmasq reloads"
-	expect_eq "$(grep -c 'initd dnsmasq reload' "$C/log")" 1 "$fixture: dnsmasq reloads after install"
+	expect_eq "$(cat "$C/run/nextdns-failover/servers.conf" 2>/dev/null)" "# healthy" "$fixture: servers-file written before dnsmasq restarts"
+	expect_eq "$(grep -c 'initd dnsmasq restart' "$C/log")" 1 "$fixture: dnsmasq restarts after install"
 	[ -d "$C/config/.fakeuci" ] && [ -n "$(ls -A "$C/config/.fakeuci")" ] && fail "$fixture: uncommitted changes left: $(ls "$C/config/.fakeuci")"
 
 	snapshot once
@@ -356,7 +356,7 @@ lifecycle() {
 	fi
 	expect_log <<EOF
 initd nextdns-failover stop
-initd dnsmasq reload
+initd dnsmasq restart
 EOF
 	[ -e "$C/state/dhcp-saved" ] && fail "$fixture: state file left after removal"
 	[ -e "$C/run/nextdns-failover" ] && fail "$fixture: servers-file folder left after removal"
