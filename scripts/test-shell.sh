@@ -319,13 +319,39 @@ same_snapshot() { # A B WHAT
 	}
 }
 
+# export_of PKG: `uci export PKG` of the world's config folder.
+export_of() { uci -q -c "$C/config" export "$1"; }
+
+# same_export PKG BEFORE_FILE WHAT: the package exports exactly as saved in BEFORE_FILE.
+same_export() {
+	export_of "$1" >"$C/$1.now"
+	if ! cmp -s "$2" "$C/$1.now"; then
+		fail "$3"
+		diff -u "$2" "$C/$1.now" | sed 's/^/    /'
+	fi
+}
+
+# mode_is FILE MODE WHAT
+mode_is() {
+	expect_eq "$(stat -c %a "$1" 2>/dev/null)" "$2" "$3"
+}
+
+# restarts: how many times dnsmasq was restarted.
+restarts() { grep -c 'initd dnsmasq restart' "$C/log"; }
+
+# no_reload: dnsmasq is never reloaded (a reload's SIGHUP can kill the new dnsmasq before it
+# is ready, and procd respawns it only 5 s later).
+no_reload() {
+	grep -q 'initd dnsmasq reload' "$C/log" && fail "dnsmasq was reloaded"
+	return 0
+}
+
 # lifecycle FIXTURE: install, install again, remove; check each step.
 # Expectations come in as variables: W_PRIMARY, W_SECONDARY, W_SERVER (dhcp after install).
 lifecycle() {
 	fixture=$1
 	sec="${SEC:-@dnsmasq[0]}"
-	# settings compared line by line; uci may move a re-created list to the section's end
-	uci -c "$C/config" show dhcp | sort >"$C/dhcp.before"
+	export_of dhcp >"$C/dhcp.before"
 	setup install
 	expect_eq "$?" 0 "install exit status"
 	expect_eq "$(dhcp_get "$sec.serversfile")" "$C/run/nextdns-failover/servers.conf" "$fixture: serversfile"
@@ -335,7 +361,9 @@ lifecycle() {
 	expect_eq "$(cfg_get primary)" "$W_PRIMARY" "$fixture: primaries"
 	expect_eq "$(cfg_get secondary)" "$W_SECONDARY" "$fixture: secondaries"
 	expect_eq "$(cat "$C/run/nextdns-failover/servers.conf" 2>/dev/null)" "# healthy" "$fixture: servers-file written before dnsmasq restarts"
-	expect_eq "$(grep -c 'initd dnsmasq restart' "$C/log")" 1 "$fixture: dnsmasq restarts after install"
+	expect_eq "$(restarts)" 1 "$fixture: dnsmasq restarts after install"
+	no_reload
+	mode_is "$C/config/dhcp" 600 "$fixture: dhcp mode after install (libuci's commit)"
 	[ -d "$C/config/.fakeuci" ] && [ -n "$(ls -A "$C/config/.fakeuci")" ] && fail "$fixture: uncommitted changes left: $(ls "$C/config/.fakeuci")"
 
 	snapshot once
@@ -344,20 +372,17 @@ lifecycle() {
 	expect_eq "$?" 0 "second install exit status"
 	snapshot twice
 	same_snapshot once twice "$fixture: a second install changed files"
-	grep -q 'initd dnsmasq' "$C/log" && fail "$fixture: a second install reloaded dnsmasq"
+	expect_eq "$(restarts)" 0 "$fixture: dnsmasq restarts after a second install that changed nothing"
 
 	: >"$C/log"
 	setup remove
 	expect_eq "$?" 0 "remove exit status"
-	uci -c "$C/config" show dhcp | sort >"$C/dhcp.after"
-	if ! cmp -s "$C/dhcp.before" "$C/dhcp.after"; then
-		fail "$fixture: removal did not give back the original dhcp settings"
-		diff -u "$C/dhcp.before" "$C/dhcp.after" | sed 's/^/    /'
-	fi
+	same_export dhcp "$C/dhcp.before" "$fixture: removal did not give back dhcp exactly"
 	expect_log <<EOF
 initd nextdns-failover stop
 initd dnsmasq restart
 EOF
+	mode_is "$C/config/dhcp" 600 "$fixture: dhcp mode after removal"
 	[ -e "$C/state/dhcp-saved" ] && fail "$fixture: state file left after removal"
 	[ -e "$C/run/nextdns-failover" ] && fail "$fixture: servers-file folder left after removal"
 	return 0
@@ -388,6 +413,15 @@ cp "$ROOT/scripts/testdata/dhcp/two-instances" "$C/config/dhcp"
 : >"$C/log"
 SEC=guest W_PRIMARY="45.90.28.0 45.90.30.0" W_SECONDARY="149.112.112.112" W_SERVER="/guest/192.168.2.1" \
 	lifecycle two-instances
+
+new_case "setup: awkward values (spaces, quotes, empty, shell syntax) leave dhcp and come back exactly" awkward
+W_PRIMARY="45.90.28.0 45.90.30.0" W_SECONDARY="1.1.1.1" W_SERVER="'/x y/192.168.1.1' /lan/192.168.1.1" \
+	lifecycle awkward
+[ -e pwned ] || [ -e "$C/pwned" ] && fail "a value was run as a command"
+grep -q "dhcp server '8.8.8.8 ' removed" "$C/stderr" || fail "no message about '8.8.8.8 ' (not an address our config can hold)"
+
+new_case "setup: every server moved from the top of the section: removal puts them back in place" servers-first
+W_PRIMARY="45.90.28.0 45.90.30.0" W_SECONDARY="9.9.9.9" W_SERVER="" lifecycle servers-first
 
 for fx in stock realistic nextdns-user; do
 	new_case "setup with the real binary: check finds nothing to warn about after install ($fx)" "$fx"
