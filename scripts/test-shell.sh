@@ -298,7 +298,8 @@ head -1 "$INIT" | grep -qx '#!/bin/sh /etc/rc.common' || fail "not an rc.common 
 # setup ACTION: run the install/removal script in the shell under test.
 setup() {
 	UCI_CONFIG_DIR="$C/config" NFO_BIN="${REAL_BIN:-$C/bin/nextdns-failover}" NFO_INITD="$C/initd" \
-		NFO_STATE_DIR="$C/state" $SH "$SETUP" "$@" 2>>"$C/stderr"
+		NFO_STATE_DIR="$C/state" NFO_NEXTDNS_CONF="$C/nextdns.conf" NFO_DNSMASQ_D="$C/dnsmasq.d" \
+		$SH "$SETUP" "$@" 2>>"$C/stderr"
 }
 
 dhcp_get() { uci -q -c "$C/config" get "dhcp.$1"; }
@@ -422,6 +423,143 @@ grep -q "dhcp server '8.8.8.8 ' removed" "$C/stderr" || fail "no message about '
 
 new_case "setup: every server moved from the top of the section: removal puts them back in place" servers-first
 W_PRIMARY="45.90.28.0 45.90.30.0" W_SECONDARY="9.9.9.9" W_SERVER="" lifecycle servers-first
+
+# ---------------------------------------------------------------- local NextDNS forwarders
+# with_hdp FIXTURE: https-dns-proxy installed with that config, its init our stand-in
+# (scripts/testdata/https-dns-proxy/fake-init), and started once before our install, as on a
+# router where it already runs.
+with_hdp() {
+	cp "$ROOT/scripts/testdata/https-dns-proxy/$1" "$C/config/https-dns-proxy"
+	cp "$ROOT/scripts/testdata/https-dns-proxy/fake-init" "$C/initd/https-dns-proxy"
+	chmod 0755 "$C/initd/https-dns-proxy"
+	hdp start
+	grep -q 'initd dnsmasq restart' "$C/log" || fail "the https-dns-proxy stand-in changed nothing (the test would prove nothing)"
+	: >"$C/log"
+}
+
+# hdp ACTION: run the https-dns-proxy stand-in as procd would.
+hdp() {
+	UCI_CONFIG_DIR="$C/config" NFO_INITD="$C/initd" $SH "$C/initd/https-dns-proxy" "$1"
+}
+
+# hdp_expected: $C/dhcp.expected is dhcp.before after https-dns-proxy's own restart (which
+# our removal runs), played in a world of its own: what removal must give back.
+hdp_expected() {
+	mkdir -p "$C/control/config" "$C/control/initd"
+	cp "$C/dhcp.orig" "$C/control/config/dhcp"
+	cp "$C/hdp.orig" "$C/control/config/https-dns-proxy"
+	# shellcheck disable=SC2016 # expanded by the stand-in, not here
+	printf '#!/bin/sh\necho "initd dnsmasq $*" >>"$C/log"\n' >"$C/control/initd/dnsmasq"
+	chmod 0755 "$C/control/initd/dnsmasq"
+	ctl="$C/control" fake="$C/initd/https-dns-proxy"
+	C="$ctl" UCI_CONFIG_DIR="$ctl/config" NFO_INITD="$ctl/initd" $SH "$fake" restart
+	uci -q -c "$C/control/config" export dhcp >"$C/dhcp.expected"
+}
+
+# hdp_case FIXTURE PRIMARY SECONDARY: install over https-dns-proxy, play its start and stop,
+# remove.
+hdp_case() {
+	with_hdp "$1"
+	cp "$C/config/dhcp" "$C/dhcp.orig"
+	cp "$C/config/https-dns-proxy" "$C/hdp.orig"
+	export_of dhcp >"$C/dhcp.before"
+	export_of https-dns-proxy >"$C/hdp.before"
+	setup install
+	expect_eq "$?" 0 "install exit status"
+	expect_eq "$(cfg_get primary)" "$2" "primaries"
+	expect_eq "$(cfg_get secondary)" "$3" "secondaries"
+	expect_eq "$(dhcp_get '@dnsmasq[0].server')" "/mask.icloud.com/ /mask-h2.icloud.com/ /use-application-dns.net/" "dhcp servers left (its canaries)"
+	for o in doh_server doh_backup_server doh_backup_noresolv; do
+		dhcp_get "@dnsmasq[0].$o" >/dev/null && fail "dhcp still has $o (its stop would make server lines of it)"
+	done
+	expect_eq "$(uci -q -c "$C/config" get https-dns-proxy.config.dnsmasq_config_update)" "-" "dnsmasq_config_update"
+	expect_eq "$(restarts)" 1 "dnsmasq restarts after install"
+	no_reload
+	mode_is "$C/config/https-dns-proxy" 600 "https-dns-proxy's config mode after our commit"
+
+	# https-dns-proxy's own start (at boot, on WAN up, on its reload) and stop, after ours
+	export_of dhcp >"$C/dhcp.installed"
+	: >"$C/log"
+	hdp start
+	same_export dhcp "$C/dhcp.installed" "https-dns-proxy's start changed dhcp after our install"
+	dhcp_get '@dnsmasq[0].server' | grep -q '#' && fail "a server line from https-dns-proxy lands ahead of ours"
+	hdp stop
+	same_export dhcp "$C/dhcp.installed" "https-dns-proxy's stop changed dhcp after our install"
+	expect_eq "$(restarts)" 0 "dnsmasq restarts by https-dns-proxy after our install"
+
+	: >"$C/log"
+	setup remove
+	expect_eq "$?" 0 "remove exit status"
+	same_export https-dns-proxy "$C/hdp.before" "removal did not give back https-dns-proxy's config exactly"
+	hdp_expected
+	same_export dhcp "$C/dhcp.expected" "removal did not give back dhcp exactly (then https-dns-proxy's restart)"
+	# its restart restarts dnsmasq again when it changes dhcp by itself (with no plain server
+	# before it, every start after its first copies its own entries into its backup list):
+	# exactly as often as in the world without us
+	expect_log <<EOF
+initd nextdns-failover stop
+initd dnsmasq restart
+$(cat "$C/control/log")
+EOF
+}
+
+new_case "forwarders: https-dns-proxy to NextDNS becomes the primary; its start after ours adds nothing" stock
+hdp_case nextdns "127.0.0.1#5053" "9.9.9.9 149.112.112.112"
+grep -q "https-dns-proxy @https-dns-proxy\[0\] (dns.nextdns.io): NextDNS at 127.0.0.1#5053: a primary" "$C/stderr" ||
+	fail "no line saying what was found and where it went"
+
+new_case "forwarders: https-dns-proxy over a plain server (which it keeps in its backup)" stock
+uci -c "$C/config" add_list 'dhcp.@dnsmasq[0].server=1.1.1.1'
+uci -c "$C/config" commit dhcp
+hdp_case nextdns "127.0.0.1#5053" "9.9.9.9 149.112.112.112"
+
+new_case "forwarders: https-dns-proxy NextDNS + Cloudflare + Google: ports as it assigns them" stock
+hdp_case nextdns-cloudflare "127.0.0.1#5054" "127.0.0.1#5053 ::1#5060"
+for l in "@https-dns-proxy\[0\] (cloudflare-dns.com): not NextDNS, at 127.0.0.1#5053: a secondary" \
+	"@https-dns-proxy\[1\] (dns.nextdns.io): NextDNS at 127.0.0.1#5054: a primary" \
+	"@https-dns-proxy\[2\] (dns.google): not NextDNS, at ::1#5060: a secondary"; do
+	grep -q "$l" "$C/stderr" || fail "no line: $l"
+done
+
+# stubby_case FIXTURE PRIMARY SECONDARY: the user added stubby to dhcp by hand, as its README says.
+stubby_case() {
+	cp "$ROOT/scripts/testdata/stubby/$1" "$C/config/stubby"
+	uci -c "$C/config" add_list 'dhcp.@dnsmasq[0].server=127.0.0.1#5453'
+	uci -c "$C/config" set 'dhcp.@dnsmasq[0].noresolv=1'
+	uci -c "$C/config" commit dhcp
+	export_of stubby >"$C/stubby.before"
+	W_PRIMARY="$2" W_SECONDARY="$3" W_SERVER="" lifecycle "stubby $1"
+	same_export stubby "$C/stubby.before" "stubby's config changed"
+}
+
+new_case "forwarders: stubby to NextDNS: its listen addresses become the primaries" stock
+stubby_case nextdns "127.0.0.1#5453 0::1#5453" "9.9.9.9 149.112.112.112"
+grep -q "stubby (2 resolvers, all NextDNS): NextDNS at 127.0.0.1#5453: a primary" "$C/stderr" ||
+	fail "no line saying what was found and where it went"
+
+new_case "forwarders: stubby to NextDNS and Quad9: secondaries" stock
+stubby_case mixed "45.90.28.0 45.90.30.0" "127.0.0.1#5453 0::1#5453"
+grep -q "stubby (3 resolvers, not all NextDNS): not NextDNS, at 127.0.0.1#5453: a secondary" "$C/stderr" ||
+	fail "no line saying what was found and where it went"
+
+new_case "forwarders: the NextDNS CLI's router setup: its port is the primary, its files are only explained" stock
+printf 'profile abc123\nsetup-router true\nreport-client-info true\n' >"$C/nextdns.conf"
+mkdir -p "$C/dnsmasq.d"
+printf '# Configuration generated by NextDNS\nno-resolv\nserver=127.0.0.1#5342\nadd-mac\nadd-subnet=32,128\n' >"$C/dnsmasq.d/nextdns.conf"
+cp "$C/nextdns.conf" "$C/cli.conf.before"
+cp "$C/dnsmasq.d/nextdns.conf" "$C/cli.dnsmasq.before"
+W_PRIMARY="127.0.0.1#5342" W_SECONDARY="9.9.9.9 149.112.112.112" W_SERVER="" lifecycle nextdns-cli
+cmp -s "$C/nextdns.conf" "$C/cli.conf.before" || fail "its /etc/nextdns.conf was edited"
+cmp -s "$C/dnsmasq.d/nextdns.conf" "$C/cli.dnsmasq.before" || fail "its /tmp/dnsmasq.d/nextdns.conf was edited"
+grep -q "NextDNS CLI ($C/dnsmasq.d/nextdns.conf): NextDNS at 127.0.0.1#5342: a primary" "$C/stderr" ||
+	fail "no line saying what was found and where it went"
+grep -q "nextdns config set -setup-router=false -listen=127.0.0.1:5342" "$C/stderr" ||
+	fail "no line saying exactly what to change"
+
+new_case "forwarders: the NextDNS CLI with setup-router in its config only (not started yet)" stock
+printf 'setup-router true\n' >"$C/nextdns.conf"
+setup install
+expect_eq "$(cfg_get primary)" "127.0.0.1#5342" "primaries"
 
 for fx in stock realistic nextdns-user; do
 	new_case "setup with the real binary: check finds nothing to warn about after install ($fx)" "$fx"
