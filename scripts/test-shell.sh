@@ -130,6 +130,7 @@ PROG="$C/bin/nextdns-failover"
 CONFIG_FILE="$C/config/nextdns-failover"
 PASSWD_FILE="$C/passwd"
 UJAIL="$C/ujail"
+DHCP_COPY="$C/run/nextdns-failover/dhcp"
 rec() { echo "$*" >>"$C/log"; }
 procd_open_instance() { rec "procd_open_instance $*"; }
 procd_set_param() { rec "procd_set_param $*"; }
@@ -141,6 +142,7 @@ procd_add_jail() { rec "procd_add_jail $*"; }
 procd_running() { rec "procd_running $*"; [ "${RUNNING:-0}" = 1 ]; }
 start() { rec "rc.common start"; }
 chown() { rec "chown $*"; }
+chgrp() { rec "chgrp $*"; }
 for f in "$@"; do
 	"$f"
 	rec "$f: rc=$?"
@@ -148,7 +150,26 @@ done
 HARNESS
 
 run_init() {
+	[ -f "$C/config/dhcp" ] || cp "$ROOT/scripts/testdata/dhcp/realistic" "$C/config/dhcp"
+	chmod 0600 "$C/config/dhcp" # as libuci leaves it
+	if [ -z "$(uci -q -c "$C/config" get nextdns-failover.settings.dhcp_config)" ]; then
+		uci -c "$C/config" set "nextdns-failover.settings.dhcp_config=$C/config/dhcp"
+		uci -c "$C/config" commit nextdns-failover
+	fi
 	UCI_CONFIG_DIR="$C/config" INIT="$INIT" $SH "$WORK/init-harness.sh" "$@" 2>>"$C/stderr"
+}
+
+# copy_ok: the daemon's copy of dhcp is dhcp, mode 0640.
+copy_ok() {
+	cmp -s "$C/config/dhcp" "$C/run/nextdns-failover/dhcp" || fail "the daemon's copy of dhcp differs from dhcp"
+	mode_is "$C/run/nextdns-failover/dhcp" 640 "the daemon's copy of dhcp"
+	[ -e "$C/run/nextdns-failover/dhcp.new" ] && fail "half a copy left"
+	return 0
+}
+
+# mode_is FILE MODE WHAT
+mode_is() {
+	expect_eq "$(stat -c %a "$1" 2>/dev/null)" "$2" "$3"
 }
 
 P="$C/bin/nextdns-failover" # set per case below
@@ -160,13 +181,14 @@ expect_log <<EOF
 procd_running nextdns-failover watchdog
 nextdns-failover render -c $C/config/nextdns-failover --state healthy --write
 procd_open_instance watchdog
-procd_set_param command $P run -c $C/config/nextdns-failover
+procd_set_param command $P run -c $C/config/nextdns-failover -dhcp $C/run/nextdns-failover/dhcp
 procd_set_param respawn 3600 5 0
 procd_set_param stdout 1
 procd_set_param stderr 1
 procd_close_instance 
 start_service: rc=0
 EOF
+copy_ok
 expect_eq "$(cat "$C/run/nextdns-failover/servers.conf")" "# healthy" "servers-file after start"
 [ "$(stat -c %a "$C/run/nextdns-failover")" = 755 ] || fail "servers-file folder is not 0755 (dnsmasq must read it)"
 
@@ -178,6 +200,9 @@ chmod 0755 "$C/ujail"
 run_init start_service
 grep -q 'procd_set_param user' "$C/log" && fail "runs as another user although dnsmasq is jailed"
 grep -q 'procd_add_jail' "$C/log" && fail "jails the daemon (a PID namespace would hide dnsmasq)"
+grep -q 'procd_set_param capabilities' "$C/log" && fail "asks for capabilities although it runs as root"
+grep -q 'chgrp' "$C/log" && fail "hands the dhcp copy to another group although it runs as root"
+copy_ok
 grep -q 'procd_close_instance' "$C/log" || fail "no instance"
 
 new_case "init: start as dnsmasq's user when the router has it"
@@ -190,17 +215,20 @@ nextdns-failover render -c $C/config/nextdns-failover --state healthy --write
 chown dnsmasq:dnsmasq $C/run/nextdns-failover
 chown dnsmasq:dnsmasq $C/run/nextdns-failover/servers.conf
 chown dnsmasq:dnsmasq $C/run/nextdns-failover
+chgrp dnsmasq $C/run/nextdns-failover/dhcp.new
 procd_open_instance watchdog
-procd_set_param command $P run -c $C/config/nextdns-failover
+procd_set_param command $P run -c $C/config/nextdns-failover -dhcp $C/run/nextdns-failover/dhcp
 procd_set_param respawn 3600 5 0
 procd_set_param stdout 1
 procd_set_param stderr 1
 procd_set_param user dnsmasq
 procd_set_param group dnsmasq
+procd_set_param capabilities /usr/share/nextdns-failover/capabilities.json
 procd_set_param no_new_privs 1
 procd_close_instance 
 start_service: rc=0
 EOF
+copy_ok
 
 new_case "init: start while the watchdog runs leaves its list alone"
 P="$C/bin/nextdns-failover"
@@ -208,7 +236,7 @@ RUNNING=1 run_init start_service
 expect_log <<EOF
 procd_running nextdns-failover watchdog
 procd_open_instance watchdog
-procd_set_param command $P run -c $C/config/nextdns-failover
+procd_set_param command $P run -c $C/config/nextdns-failover -dhcp $C/run/nextdns-failover/dhcp
 procd_set_param respawn 3600 5 0
 procd_set_param stdout 1
 procd_set_param stderr 1
@@ -255,6 +283,47 @@ procd_running nextdns-failover watchdog
 procd_send_signal nextdns-failover watchdog HUP
 reload_service: rc=0
 EOF
+
+new_case "init: reload copies dhcp again (as dnsmasq's user: its group) before the SIGHUP"
+echo 'dnsmasq:x:453:453:dnsmasq:/var/run/dnsmasq:/bin/false' >"$C/passwd"
+run_init start_service
+: >"$C/log"
+uci -c "$C/config" add_list 'dhcp.@dnsmasq[0].server=/new/10.0.0.1'
+uci -c "$C/config" commit dhcp
+RUNNING=1 run_init reload_service
+expect_log <<EOF
+procd_running nextdns-failover watchdog
+chgrp dnsmasq $C/run/nextdns-failover/dhcp.new
+procd_send_signal nextdns-failover watchdog HUP
+reload_service: rc=0
+EOF
+copy_ok
+grep -q "/new/10.0.0.1" "$C/run/nextdns-failover/dhcp" || fail "the copy is not the committed dhcp"
+
+new_case "init: an unreadable dhcp_config: a warning, and the daemon still starts"
+uci -c "$C/config" set "nextdns-failover.settings.dhcp_config=$C/config/nosuch"
+uci -c "$C/config" commit nextdns-failover
+run_init start_service
+grep -q "procd_close_instance" "$C/log" || fail "no instance"
+grep -q "warning: cannot copy $C/config/nosuch" "$C/stderr" || fail "no warning naming the file"
+
+new_case "init: as dnsmasq's user with passive '0': no capability"
+echo 'dnsmasq:x:453:453:dnsmasq:/var/run/dnsmasq:/bin/false' >"$C/passwd"
+uci -c "$C/config" set "nextdns-failover.settings.passive=0"
+uci -c "$C/config" commit nextdns-failover
+run_init start_service
+grep -q 'procd_set_param capabilities' "$C/log" && fail "asks for a capability with passive '0'"
+grep -q 'procd_set_param no_new_privs 1' "$C/log" || fail "no_new_privs dropped"
+
+new_case "init: the capabilities file procd is handed: CAP_NET_RAW in every set, nothing else"
+CAPS_FILE="$ROOT/files$(sed -n 's/^CAPS=//p' "$INIT")"
+[ -f "$CAPS_FILE" ] || fail "CAPS names no file the package ships: $CAPS_FILE"
+if command -v python3 >/dev/null 2>&1; then
+	got=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(" ".join("%s=%s" % (k, ",".join(d[k])) for k in sorted(d)))' "$CAPS_FILE" 2>&1)
+	expect_eq "$got" "ambient=CAP_NET_RAW bounding=CAP_NET_RAW effective=CAP_NET_RAW inheritable=CAP_NET_RAW permitted=CAP_NET_RAW" "capabilities.json"
+else
+	fail "no python3 to parse the JSON"
+fi
 
 new_case "init: reload when not running starts it"
 run_init reload_service
@@ -330,11 +399,6 @@ same_export() {
 		fail "$3"
 		diff -u "$2" "$C/$1.now" | sed 's/^/    /'
 	fi
-}
-
-# mode_is FILE MODE WHAT
-mode_is() {
-	expect_eq "$(stat -c %a "$1" 2>/dev/null)" "$2" "$3"
 }
 
 # restarts: how many times dnsmasq was restarted.
