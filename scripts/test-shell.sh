@@ -376,7 +376,7 @@ cfg_get() { uci -q -c "$C/config" get "nextdns-failover.settings.$1"; }
 
 snapshot() { # NAME: copy the files install and removal may touch
 	mkdir -p "$C/snap-$1"
-	for f in "$C/config/dhcp" "$C/config/nextdns-failover" "$C/state/dhcp-saved"; do
+	for f in "$C/config/dhcp" "$C/config/nextdns-failover" "$C/state/dhcp-saved" "$C/config/https-dns-proxy"; do
 		[ -f "$f" ] && cp "$f" "$C/snap-$1/${f##*/}"
 	done
 	return 0
@@ -541,6 +541,14 @@ hdp_case() {
 	no_reload
 	mode_is "$C/config/https-dns-proxy" 600 "https-dns-proxy's config mode after our commit"
 
+	# a second install (an upgrade) changes nothing
+	snapshot once
+	: >"$C/log"
+	setup install
+	snapshot twice
+	same_snapshot once twice "a second install changed files"
+	expect_eq "$(restarts)" 0 "dnsmasq restarts after a second install"
+
 	# https-dns-proxy's own start (at boot, on WAN up, on its reload) and stop, after ours
 	export_of dhcp >"$C/dhcp.installed"
 	: >"$C/log"
@@ -584,6 +592,28 @@ for l in "@https-dns-proxy\[0\] (cloudflare-dns.com): not NextDNS, at 127.0.0.1#
 	"@https-dns-proxy\[2\] (dns.google): not NextDNS, at ::1#5060: a secondary"; do
 	grep -q "$l" "$C/stderr" || fail "no line: $l"
 done
+
+new_case "forwarders: https-dns-proxy installed after us: the next install takes dnsmasq back from it" stock
+setup install
+cp "$ROOT/scripts/testdata/https-dns-proxy/nextdns" "$C/config/https-dns-proxy"
+cp "$ROOT/scripts/testdata/https-dns-proxy/fake-init" "$C/initd/https-dns-proxy"
+chmod 0755 "$C/initd/https-dns-proxy"
+export_of https-dns-proxy >"$C/hdp.before"
+hdp start
+dhcp_get '@dnsmasq[0].server' | grep -q '127.0.0.1#5053' || fail "the stand-in added no server line (the test would prove nothing)"
+: >"$C/log"
+setup install
+expect_eq "$(cfg_get primary)" "45.90.28.0 45.90.30.0 127.0.0.1#5053" "primaries (added: not a first install)"
+expect_eq "$(dhcp_get '@dnsmasq[0].server')" "/mask.icloud.com/ /mask-h2.icloud.com/ /use-application-dns.net/" "dhcp servers left"
+expect_eq "$(uci -q -c "$C/config" get https-dns-proxy.config.dnsmasq_config_update)" "-" "dnsmasq_config_update"
+expect_eq "$(restarts)" 1 "dnsmasq restarts"
+: >"$C/log"
+setup remove
+same_export https-dns-proxy "$C/hdp.before" "removal did not give back https-dns-proxy's config exactly"
+expect_eq "$(dhcp_get '@dnsmasq[0].doh_server')" "127.0.0.1#5053" "its doh_server back"
+dhcp_get '@dnsmasq[0].server' | grep -q '127.0.0.1#5053' || fail "its server line is not back"
+dhcp_get '@dnsmasq[0].serversfile' >/dev/null && fail "serversfile left"
+grep -q 'initd https-dns-proxy restart' "$C/log" || fail "https-dns-proxy not restarted"
 
 # stubby_case FIXTURE PRIMARY SECONDARY: the user added stubby to dhcp by hand, as its README says.
 stubby_case() {
