@@ -40,7 +40,9 @@ var initEnv = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
 // CheckFile reports whether the dnsmasq process pid reads File: it compares the device and
 // inode of File with those of File as dnsmasq sees it, under ProcRoot/PID/root (its root
 // directory, inside its jail when it has one; symlinks resolve inside that root, as they do
-// for dnsmasq). Without a jail both are the same lookup, and the answer is nil.
+// for dnsmasq); when dnsmasq has nothing at that path, File's real path (its symlinks
+// resolved here) is looked up there too. Without a jail both are the same lookup, and the
+// answer is nil.
 //
 // The error wraps ErrStaleFile when dnsmasq sees another file (the one the path had when it
 // started) or no file at all at the path; any other error means the question could not be
@@ -69,6 +71,15 @@ func (s Signaller) CheckFile(pid int) error {
 		return fmt.Errorf("servers-file %s: cannot tell whether dnsmasq (pid %d) reads it: %w", file, pid, err)
 	}
 	there, err := statIn(root, file)
+	if errors.Is(err, fs.ErrNotExist) {
+		// dnsmasq's config may name the file by its real path (OpenWrt's /var is a symlink
+		// to /tmp), which is all its jail mounts: look there too.
+		if real, rerr := filepath.EvalSymlinks(file); rerr == nil && real != file {
+			if fi, rerr := statIn(root, real); rerr == nil || !errors.Is(rerr, fs.ErrNotExist) {
+				there, err = fi, rerr
+			}
+		}
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("servers-file %s: %w: dnsmasq (pid %d) finds no file at that path in its root (%s)", file, ErrStaleFile, pid, root)
 	}

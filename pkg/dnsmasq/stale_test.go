@@ -59,6 +59,7 @@ func TestReloadRestartsDnsmasqReadingAReplacedFile(t *testing.T) {
 		jail        jailLayout
 		noFile      bool // File left empty: the zero value, no check
 		hostMissing bool // the servers-file is not at its path here
+		viaSymlink  bool // File names the servers-file through a symlinked folder (OpenWrt's /var)
 		restartErr  error
 		wantRestart bool
 		wantSIGHUP  bool
@@ -91,6 +92,20 @@ func TestReloadRestartsDnsmasqReadingAReplacedFile(t *testing.T) {
 				symlink(t, strings.Repeat("../", 20)+"elsewhere", root+filepath.Dir(file))
 				hardLink(t, file, root+"/elsewhere/"+filepath.Base(file))
 			}},
+		{name: "the jail has the file by its real path only", viaSymlink: true, wantSIGHUP: true,
+			jail: func(t *testing.T, root, file string) {
+				real, err := filepath.EvalSymlinks(file)
+				if err != nil || real == file {
+					t.Fatalf("test setup: %s resolves to %s, %v", file, real, err)
+				}
+				hardLink(t, file, root+real)
+			}},
+		{name: "the jail has the replaced file by its real path only", viaSymlink: true, wantRestart: true,
+			jail: func(t *testing.T, root, file string) {
+				real, _ := filepath.EvalSymlinks(file)
+				oldCopy(t, file, root+real)
+			},
+			wantLog: []string{"was replaced"}},
 		{name: "a symlink loop: cannot tell, signalled", wantSIGHUP: true,
 			jail:    func(t *testing.T, root, file string) { symlink(t, filepath.Base(file), root+file) },
 			wantLog: []string{"warning: ", "cannot tell", "too many", "signalling dnsmasq anyway"}},
@@ -107,6 +122,14 @@ func TestReloadRestartsDnsmasqReadingAReplacedFile(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			run := t.TempDir()
 			file := filepath.Join(t.TempDir(), "nextdns-failover", "servers.conf")
+			if tt.viaSymlink {
+				tmp := t.TempDir()
+				if err := os.Mkdir(filepath.Join(tmp, "tmp"), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				symlink(t, filepath.Join(tmp, "tmp"), filepath.Join(tmp, "var"))
+				file = filepath.Join(tmp, "var", "servers.conf")
+			}
 			if _, err := WriteInPlace(file, []byte("server=45.90.28.0\n")); err != nil {
 				t.Fatal(err)
 			}
