@@ -84,7 +84,8 @@ type Signaller struct {
 //
 // With File set, a dnsmasq that does not read the file at File (CheckFile: a jail's mount of
 // a file since replaced) is restarted through Restart or InitScript instead, which Logf
-// reports in one line; Reload then returns that dnsmasq's pid and a nil error, or, when the
+// reports in one line; Reload then returns the pid of the dnsmasq it restarted (the old one)
+// and a nil error, or, when the
 // restart failed, an error wrapping ErrStaleFile (no SIGHUP is sent: it could not help).
 // When the check cannot be made, Logf says why (except when the daemon may not look into
 // dnsmasq's root: a daemon that is not root cannot restart dnsmasq either) and dnsmasq is
@@ -124,7 +125,7 @@ func (s Signaller) restartIfStale(pid int) (restarted bool, err error) {
 	case cerr == nil:
 		return false, nil
 	case !errors.Is(cerr, ErrStaleFile):
-		if !errors.Is(cerr, fs.ErrPermission) {
+		if !errors.Is(cerr, fs.ErrPermission) && !errors.Is(cerr, ErrNotRunning) { // the SIGHUP reports an exit
 			logf("warning: %v; signalling dnsmasq anyway", cerr)
 		}
 		return false, nil

@@ -47,7 +47,7 @@ var initEnv = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
 // The error wraps ErrStaleFile when dnsmasq sees another file (the one the path had when it
 // started) or no file at all at the path; any other error means the question could not be
 // answered: File is missing here, or dnsmasq's root cannot be read (fs.ErrPermission when
-// the daemon is not root and dnsmasq has dropped its privileges; fs.ErrNotExist when it has
+// the daemon is not root and dnsmasq has dropped its privileges; ErrNotRunning when it has
 // exited).
 func (s Signaller) CheckFile(pid int) error {
 	file := s.File
@@ -67,7 +67,9 @@ func (s Signaller) CheckFile(pid int) error {
 		procRoot = "/proc"
 	}
 	root := filepath.Join(procRoot, strconv.Itoa(pid), "root")
-	if _, err := os.Stat(root); err != nil {
+	if _, err := os.Stat(root); errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("servers-file %s: cannot tell whether dnsmasq (pid %d) reads it: %w (it exited just now)", file, pid, ErrNotRunning)
+	} else if err != nil {
 		return fmt.Errorf("servers-file %s: cannot tell whether dnsmasq (pid %d) reads it: %w", file, pid, err)
 	}
 	there, err := statIn(root, file)

@@ -61,6 +61,7 @@ func TestReloadRestartsDnsmasqReadingAReplacedFile(t *testing.T) {
 		hostMissing bool // the servers-file is not at its path here
 		viaSymlink  bool // File names the servers-file through a symlinked folder (OpenWrt's /var)
 		restartErr  error
+		killErr     error // what the SIGHUP returns
 		wantRestart bool
 		wantSIGHUP  bool
 		wantErr     error
@@ -112,6 +113,8 @@ func TestReloadRestartsDnsmasqReadingAReplacedFile(t *testing.T) {
 		{name: "file missing here: cannot tell, signalled", hostMissing: true, wantSIGHUP: true,
 			jail:    func(t *testing.T, root, file string) { os.MkdirAll(root, 0o755) },
 			wantLog: []string{"warning: ", "cannot tell", "no such file"}},
+		{name: "dnsmasq exited: nothing logged, the signal says so", killErr: syscall.ESRCH, wantErr: ErrNotRunning, wantSIGHUP: true,
+			jail: func(t *testing.T, root, file string) {}},
 		{name: "restart fails: not signalled, error", wantRestart: true, restartErr: errors.New("exit status 1"),
 			jail:    func(t *testing.T, root, file string) { oldCopy(t, file, root+file) },
 			wantErr: ErrStaleFile},
@@ -151,7 +154,7 @@ func TestReloadRestartsDnsmasqReadingAReplacedFile(t *testing.T) {
 				ProcRoot: proc,
 				Kill: func(pid int, sig syscall.Signal) error {
 					signalled = append(signalled, pid)
-					return nil
+					return tt.killErr
 				},
 				File:    file,
 				Restart: func() error { restarts++; return tt.restartErr },
@@ -174,7 +177,11 @@ func TestReloadRestartsDnsmasqReadingAReplacedFile(t *testing.T) {
 				t.Errorf("signalled %v, want SIGHUP %v", signalled, tt.wantSIGHUP)
 			}
 			if tt.wantErr != nil {
-				for _, msg := range []string{file, "restarting dnsmasq", "exit status 1"} {
+				want := []string{file, "restarting dnsmasq", "exit status 1"}
+				if tt.restartErr == nil {
+					want = nil
+				}
+				for _, msg := range want {
 					if !strings.Contains(err.Error(), msg) {
 						t.Errorf("error %q does not say %q", err, msg)
 					}
