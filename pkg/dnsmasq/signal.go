@@ -61,16 +61,45 @@ type Signaller struct {
 	ProcRoot string
 	// Kill sends sig to pid; nil means syscall.Kill. Tests record calls with it.
 	Kill func(pid int, sig syscall.Signal) error
+
+	// File is the servers-file, by the path dnsmasq's config names it. When set, Reload first
+	// checks (CheckFile) that dnsmasq reads the file now at that path, and restarts dnsmasq
+	// instead of signalling it when it reads another: a jailed dnsmasq whose file was
+	// replaced. Empty: no check, Reload only signals.
+	File string
+	// InitScript is run as `InitScript restart` to restart dnsmasq; empty means
+	// DefaultInitScript (/etc/init.d/dnsmasq).
+	InitScript string
+	// Restart restarts dnsmasq; nil runs InitScript. Tests record calls with it.
+	Restart func() error
+	// Logf reports a restart, one line each, and a check that could not be made; nil
+	// discards them.
+	Logf func(format string, args ...any)
 }
 
 // Reload sends SIGHUP to dnsmasq so that it re-reads its servers-file, and returns the pid it
 // signalled. Errors wrap ErrNoPIDFile (missing, empty or garbage pid file), ErrNotRunning (no
 // such process: a stale pid file) or ErrNotDnsmasq (a foreign process, left alone), and name
 // the pid file and the pid; Check says when /proc is searched instead.
+//
+// With File set, a dnsmasq that does not read the file at File (CheckFile: a jail's mount of
+// a file since replaced) is restarted through Restart or InitScript instead, which Logf
+// reports in one line; Reload then returns the pid of the dnsmasq it restarted (the old one)
+// and a nil error, or, when the
+// restart failed, an error wrapping ErrStaleFile (no SIGHUP is sent: it could not help).
+// When the check cannot be made, Logf says why (except when the daemon may not look into
+// dnsmasq's root: a daemon that is not root cannot restart dnsmasq either) and dnsmasq is
+// signalled as without File.
 func (s Signaller) Reload() (int, error) {
 	pid, err := s.Check()
 	if err != nil {
 		return pid, err
+	}
+	if s.File != "" {
+		restarted, err := s.restartIfStale(pid)
+		if restarted || err != nil {
+			return pid, err
+		}
 	}
 	kill := s.Kill
 	if kill == nil {
@@ -83,6 +112,33 @@ func (s Signaller) Reload() (int, error) {
 		return pid, fmt.Errorf("%s: pid %d: send SIGHUP: %w", s.PIDFile, pid, err)
 	}
 	return pid, nil
+}
+
+// restartIfStale restarts dnsmasq when it does not read File; see Reload.
+func (s Signaller) restartIfStale(pid int) (restarted bool, err error) {
+	logf := s.Logf
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	cerr := s.CheckFile(pid)
+	switch {
+	case cerr == nil:
+		return false, nil
+	case !errors.Is(cerr, ErrStaleFile):
+		if !errors.Is(cerr, fs.ErrPermission) && !errors.Is(cerr, ErrNotRunning) { // the SIGHUP reports an exit
+			logf("warning: %v; signalling dnsmasq anyway", cerr)
+		}
+		return false, nil
+	}
+	how := ""
+	if s.Restart == nil {
+		how = " (" + s.initScript() + " restart)"
+	}
+	if err := s.restart(); err != nil {
+		return false, fmt.Errorf("%w; restarting dnsmasq so that it reads this file failed: %w", cerr, err)
+	}
+	logf("%v; restarted dnsmasq%s so that it reads this file", cerr, how)
+	return true, nil
 }
 
 // Check finds the running dnsmasq of the instance without signalling it, and returns its pid.

@@ -83,7 +83,9 @@ type Writer struct {
 // and changed is false (the caller then has no reason to signal dnsmasq). Otherwise it
 // rewrites the same inode (OpenWrt bind-mounts the file into dnsmasq's jail by path, so a file
 // renamed over it would never be seen there) with one write of the whole content and a
-// truncate to its length, creating the folder (0755) and the file (0644) when missing.
+// truncate to its length, creating the folder (0755) and the file (0644) when missing. A file
+// someone else replaced or deleted is a new inode that a jailed dnsmasq does not see:
+// Signaller.Reload with File set notices and restarts dnsmasq.
 //
 // A failed or short write (a full tmpfs: ENOSPC) puts the previous content back, or removes
 // the file when this call created it, so a later reload of dnsmasq never reads a half-written
