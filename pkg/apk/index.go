@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/sha256"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"slices"
@@ -174,18 +173,11 @@ func ReadIndex(r io.Reader) (*Index, error) {
 }
 
 func (x *Index) parseADB(b []byte) error {
-	if len(b) < adbHeaderLen {
-		return fmt.Errorf("%w: index block of %d bytes", ErrCorrupt, len(b))
-	}
-	if b[0] != 0 {
-		return fmt.Errorf("%w: index compat version %d", ErrFormat, b[0])
-	}
-	x.ADB = bytes.Clone(b)
-	v := view{x.ADB}
-	root, err := v.slots(binary.LittleEndian.Uint32(b[4:]))
+	v, root, err := adbRoot(b, "index")
 	if err != nil {
 		return err
 	}
+	x.ADB = v.b
 	if x.Description, err = v.str(slot(root, ndxDescription)); err != nil {
 		return err
 	}

@@ -267,20 +267,27 @@ func (a *Archive) attachData(p []byte, last *[2]uint32) error {
 	return nil
 }
 
-// parseADB decodes the metadata block with the package schema.
-func (a *Archive) parseADB(b []byte) error {
+// adbRoot checks an ADB block's header and returns a view of a copy of the block
+// and the slots of its root object.
+func adbRoot(b []byte, what string) (view, []uint32, error) {
 	if len(b) < adbHeaderLen {
-		return fmt.Errorf("%w: metadata block of %d bytes", ErrCorrupt, len(b))
+		return view{}, nil, fmt.Errorf("%w: %s block of %d bytes", ErrCorrupt, what, len(b))
 	}
 	if b[0] != 0 {
-		return fmt.Errorf("%w: metadata compat version %d", ErrFormat, b[0])
+		return view{}, nil, fmt.Errorf("%w: %s compat version %d", ErrFormat, what, b[0])
 	}
-	a.ADB = append([]byte(nil), b...)
-	v := view{a.ADB}
-	pkg, err := v.slots(binary.LittleEndian.Uint32(b[4:]))
+	v := view{bytes.Clone(b)}
+	root, err := v.slots(binary.LittleEndian.Uint32(b[4:]))
+	return v, root, err
+}
+
+// parseADB decodes the metadata block with the package schema.
+func (a *Archive) parseADB(b []byte) error {
+	v, pkg, err := adbRoot(b, "metadata")
 	if err != nil {
 		return err
 	}
+	a.ADB = v.b
 	if err := a.parseInfo(v, slot(pkg, pkgInfo)); err != nil {
 		return err
 	}
