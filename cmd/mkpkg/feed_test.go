@@ -64,6 +64,19 @@ func TestOpkgIndexVector(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "Packages.sig")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("unsigned feed has a Packages.sig (%v)", err)
 	}
+	// Signed with the vector key: Packages.sig is usign's, byte for byte.
+	keys, err := loadFeedKeys(filepath.Join("testdata", "feed-vector", "key.sec"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := writeFeedIndexes(dir, keys, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	sig, _ := os.ReadFile(filepath.Join(dir, "Packages.sig"))
+	wantSig, _ := os.ReadFile(filepath.Join("testdata", "feed-vector", "Packages.sig.want"))
+	if !bytes.Equal(sig, wantSig) {
+		t.Errorf("Packages.sig:\n%s\nwant usign's:\n%s", sig, wantSig)
+	}
 }
 
 func TestOpkgStanza(t *testing.T) {
