@@ -12,7 +12,7 @@ ARCHS     ?= mips_24kc mipsel_24kc arm_cortex-a7_neon-vfpv4 arm_cortex-a9 aarch6
 ARCH      ?=
 GOFLAGS_BUILD = -trimpath -ldflags='-s -w -X main.version=$(VERSION)-$(RELEASE)'
 
-.PHONY: all build deps demo test unit lint shell-test ipk apk packages qemu-smoke lab-smoke bench fuzz footprint clean
+.PHONY: all build deps demo test unit lint shell-test ipk apk packages qemu-smoke lab-smoke bench fuzz footprint clean feed feed-keys
 
 all: build
 
@@ -52,6 +52,18 @@ apk:
 
 packages:
 	CGO_ENABLED=0 $(GO) run ./cmd/mkpkg -format ipk,apk -version $(VERSION) -release $(RELEASE) -out dist $(if $(ARCH),-arch $(ARCH),-arch '$(ARCHS)') -verify
+
+# feed: a package feed per architecture in dist/feed/<arch>/, for opkg (Packages, Packages.gz,
+# Packages.sig) and apk (packages.adb), signed with the keys `make feed-keys` made:
+#   make feed USIGN_KEY=<dir>/nextdns-failover-feed.usign.sec APK_KEY=<dir>/nextdns-failover-feed.apk-private.pem
+# Without them the indexes are unsigned. ARCH=x86_64 limits it to one architecture.
+feed: packages
+	CGO_ENABLED=0 $(GO) run ./cmd/mkpkg -feed dist/feed -format ipk,apk -version $(VERSION) -release $(RELEASE) -out dist $(if $(ARCH),-arch $(ARCH),-arch '$(ARCHS)') $(if $(USIGN_KEY),-usign-key $(USIGN_KEY)) $(if $(APK_KEY),-index-key $(APK_KEY))
+
+# feed-keys: new usign and apk signing keys for the feed, outside the checkout (never overwritten).
+FEED_KEYS ?= $(HOME)/.config/nextdns-failover/feed-keys
+feed-keys:
+	$(GO) run ./cmd/mkpkg -feed-keys $(FEED_KEYS)
 
 qemu-smoke: packages
 	sh scripts/qemu-smoke.sh dist

@@ -58,15 +58,7 @@ func writeAPK(s *spec, dir, keyPath string) (string, error) {
 		return "", fmt.Errorf("%s: %w", apkFileName(s), err)
 	}
 	out := filepath.Join(dir, apkFileName(s))
-	tmp := out + ".tmp"
-	if err := os.WriteFile(tmp, buf.Bytes(), 0o644); err != nil {
-		return "", err
-	}
-	if err := os.Rename(tmp, out); err != nil {
-		os.Remove(tmp)
-		return "", err
-	}
-	return out, nil
+	return out, writeFileAtomic(out, buf.Bytes())
 }
 
 // loadAPKKey reads the PEM private key that signs packages.

@@ -54,15 +54,7 @@ func writeIPK(s *spec, dir string) (string, error) {
 		return "", err
 	}
 	out := filepath.Join(dir, ipkFileName(s))
-	tmp := out + ".tmp"
-	if err := os.WriteFile(tmp, outer, 0o644); err != nil {
-		return "", err
-	}
-	if err := os.Rename(tmp, out); err != nil {
-		os.Remove(tmp)
-		return "", err
-	}
-	return out, nil
+	return out, writeFileAtomic(out, outer)
 }
 
 // checkSpec rejects what would make a broken package.
@@ -311,11 +303,12 @@ type ipkMember struct {
 // ipkContents is an .ipk as read back: the outer members, the control file's fields, the
 // control archive and the data archive.
 type ipkContents struct {
-	Outer     []ipkMember
-	Control   map[string]string // field -> value
-	ControlTx []ipkMember       // members of control.tar.gz
-	DataTx    []ipkMember       // members of data.tar.gz
-	DataSize  int               // uncompressed data tar size
+	Outer      []ipkMember
+	Control    map[string]string // field -> value
+	ControlRaw []byte            // the control file as it is
+	ControlTx  []ipkMember       // members of control.tar.gz
+	DataTx     []ipkMember       // members of data.tar.gz
+	DataSize   int               // uncompressed data tar size
 }
 
 // readIPK opens an .ipk the way opkg does (gzip'ed tar, then the two inner gzip'ed tars).
@@ -324,8 +317,14 @@ func readIPK(p string) (*ipkContents, error) {
 	if err != nil {
 		return nil, err
 	}
+	return readIPKBytes(p, raw)
+}
+
+// readIPKBytes is readIPK of the file p's contents raw.
+func readIPKBytes(p string, raw []byte) (*ipkContents, error) {
 	c := &ipkContents{}
 	var dataSize int
+	var err error
 	if c.Outer, _, err = readTarGz(raw); err != nil {
 		return nil, fmt.Errorf("%s: %w: outer archive: %v", p, errBadPackage, err)
 	}
@@ -344,6 +343,7 @@ func readIPK(p string) (*ipkContents, error) {
 	}
 	for _, m := range c.ControlTx {
 		if m.Header.Name == "./control" {
+			c.ControlRaw = m.Data
 			if c.Control, err = parseControl(m.Data); err != nil {
 				return nil, fmt.Errorf("%s: %w: control: %v", p, errBadPackage, err)
 			}

@@ -5,6 +5,12 @@
 //
 //	mkpkg -format ipk,apk -version 0.1.0 -release 1 -out dist -arch 'mips_24kc x86_64' -verify
 //
+// With -feed DIR it builds nothing: it copies the packages of -out into DIR/<arch>/ and writes
+// the indexes a router reads, Packages, Packages.gz and Packages.sig (opkg, usign key
+// -usign-key) and packages.adb (apk, key -index-key); -feed-keys DIR makes new keys for that.
+//
+//	mkpkg -feed dist/feed -out dist -version 0.1.0 -arch x86_64 -usign-key K.sec -index-key K.pem
+//
 // An architecture is an OpenWrt name (see `opkg print-architecture` on the router). mkpkg knows
 // how Go targets every common one, with the rules of OpenWrt's lang/golang/golang-values.mk;
 // any other is named with its Go settings: `-arch 'myarch=arm,GOARM=6'` or
@@ -103,6 +109,10 @@ type options struct {
 	root     string // repository root: holds files/ and the main package
 	mtime    time.Time
 	parallel int
+	feed     string // -feed: assemble and index the feed here instead of building
+	feedKeys string // -feed-keys: make new feed keys here instead of building
+	usignKey string // usign secret key for Packages.sig
+	indexKey string // PEM private key for packages.adb
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -117,13 +127,24 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	verify := fset.Bool("verify", false, "re-open every package built and check it")
 	root := fset.String("root", ".", "repository root (holds files/ and cmd/nextdns-failover)")
 	parallel := fset.Int("j", runtime.NumCPU(), "concurrent builds")
+	feed := fset.String("feed", "", "instead of building, copy the packages of -out into FEED/<arch>/ and write the opkg and apk indexes")
+	feedKeys := fset.String("feed-keys", "", "instead of building, make new feed signing keys in this folder")
+	usignKey := fset.String("usign-key", "", "with -feed: usign secret key that signs Packages (Packages.sig)")
+	indexKey := fset.String("index-key", "", "with -feed: PEM private key (EC or RSA) that signs packages.adb")
 	if err := fset.Parse(args); err != nil {
 		return nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
 	if fset.NArg() > 0 {
 		return nil, fmt.Errorf("%w: unexpected argument %q", errUsage, fset.Arg(0))
 	}
-	o := &options{version: *version, release: *release, out: *out, key: *key, verify: *verify, root: *root, parallel: max(*parallel, 1)}
+	o := &options{version: *version, release: *release, out: *out, key: *key, verify: *verify, root: *root, parallel: max(*parallel, 1),
+		feed: *feed, feedKeys: *feedKeys, usignKey: *usignKey, indexKey: *indexKey}
+	if o.feedKeys != "" {
+		return o, nil
+	}
+	if (o.usignKey != "" || o.indexKey != "") && o.feed == "" {
+		return nil, fmt.Errorf("%w: -usign-key and -index-key sign a feed: use them with -feed", errUsage)
+	}
 	for f := range strings.SplitSeq(*format, ",") {
 		f = strings.TrimSpace(f)
 		if f != "ipk" && f != "apk" {
@@ -320,6 +341,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 	o, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
+	}
+	switch {
+	case o.feedKeys != "":
+		return makeFeedKeys(o.feedKeys, stdout)
+	case o.feed != "":
+		return buildFeed(o, stdout)
 	}
 	if err := os.MkdirAll(o.out, 0o755); err != nil {
 		return err

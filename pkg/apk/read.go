@@ -100,42 +100,92 @@ func (a *Archive) Lookup(p string) (*Entry, bool) {
 // order, and each file's size and SHA-256 matching its metadata. Signatures are
 // returned, not checked: see VerifySignature.
 func Read(r io.Reader) (*Archive, error) {
-	head := make([]byte, 4)
-	if _, err := io.ReadFull(r, head); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrFormat, err)
-	}
 	a := &Archive{}
-	var stream io.Reader
-	switch string(head) {
-	case "ADB.":
-		a.Compression = Uncompressed
-		stream = io.MultiReader(bytes.NewReader(head), r)
-	case "ADBd":
-		a.Compression = Deflate
-		stream = flate.NewReader(r)
-	default:
-		if string(head[:3]) == "ADB" {
-			return nil, fmt.Errorf("%w: compression %q is not supported", ErrFormat, head[3])
-		}
-		return nil, fmt.Errorf("%w: starts with %q, not ADB", ErrFormat, head)
-	}
-	b, err := io.ReadAll(io.LimitReader(stream, maxPackageSize+1))
+	b, c, err := readStream(r, schemaPackage, "a package (pckg)")
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+		return nil, err
 	}
-	if len(b) > maxPackageSize {
-		return nil, fmt.Errorf("%w: more than %d bytes uncompressed", ErrTooLarge, maxPackageSize)
-	}
-	if len(b) < 8 || string(b[:4]) != "ADB." {
-		return nil, fmt.Errorf("%w: no ADB. header after decompression", ErrFormat)
-	}
-	if s := binary.LittleEndian.Uint32(b[4:]); s != schemaPackage {
-		return nil, fmt.Errorf("%w: schema %#08x is not a package (pckg)", ErrFormat, s)
-	}
-	if err := a.parseBlocks(b[8:]); err != nil {
+	a.Compression = c
+	if err := a.parseBlocks(b); err != nil {
 		return nil, err
 	}
 	return a, nil
+}
+
+// readStream decompresses an ADB stream, checks its schema and returns the bytes
+// after the 8-byte stream header: the blocks.
+func readStream(r io.Reader, schema uint32, what string) ([]byte, Compression, error) {
+	head := make([]byte, 4)
+	if _, err := io.ReadFull(r, head); err != nil {
+		return nil, 0, fmt.Errorf("%w: %v", ErrFormat, err)
+	}
+	var c Compression
+	var stream io.Reader
+	switch string(head) {
+	case "ADB.":
+		c = Uncompressed
+		stream = io.MultiReader(bytes.NewReader(head), r)
+	case "ADBd":
+		c = Deflate
+		stream = flate.NewReader(r)
+	default:
+		if string(head[:3]) == "ADB" {
+			return nil, 0, fmt.Errorf("%w: compression %q is not supported", ErrFormat, head[3])
+		}
+		return nil, 0, fmt.Errorf("%w: starts with %q, not ADB", ErrFormat, head)
+	}
+	b, err := io.ReadAll(io.LimitReader(stream, maxPackageSize+1))
+	if err != nil {
+		return nil, 0, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	if len(b) > maxPackageSize {
+		return nil, 0, fmt.Errorf("%w: more than %d bytes uncompressed", ErrTooLarge, maxPackageSize)
+	}
+	if len(b) < 8 || string(b[:4]) != "ADB." {
+		return nil, 0, fmt.Errorf("%w: no ADB. header after decompression", ErrFormat)
+	}
+	if s := binary.LittleEndian.Uint32(b[4:]); s != schema {
+		return nil, 0, fmt.Errorf("%w: schema %#08x is not %s", ErrFormat, s, what)
+	}
+	return b[8:], c, nil
+}
+
+// nextBlock decodes the block at pos: its type, payload and the position of the
+// next block (after the padding).
+func nextBlock(b []byte, pos int) (typ uint32, payload []byte, next int, err error) {
+	if len(b)-pos < 4 {
+		return 0, nil, 0, fmt.Errorf("%w: truncated block header at %d", ErrCorrupt, pos)
+	}
+	word := binary.LittleEndian.Uint32(b[pos:])
+	typ, raw, hdr := word>>30, uint64(word&0x3fffffff), uint64(4)
+	if typ == blockExt {
+		if len(b)-pos < 16 {
+			return 0, nil, 0, fmt.Errorf("%w: truncated extended block header at %d", ErrCorrupt, pos)
+		}
+		typ, raw, hdr = word&0x3fffffff, binary.LittleEndian.Uint64(b[pos+8:]), 16
+	}
+	if raw < hdr || raw > uint64(len(b)-pos) {
+		return 0, nil, 0, fmt.Errorf("%w: block at %d claims %d bytes, %d remain", ErrCorrupt, pos, raw, len(b)-pos)
+	}
+	payload = b[pos+int(hdr) : pos+int(raw)]
+	next = pos + int(raw)
+	if pad := int((blockAlign - raw%blockAlign) % blockAlign); pad > 0 {
+		if len(b)-next < pad {
+			return 0, nil, 0, fmt.Errorf("%w: block padding missing at end", ErrCorrupt)
+		}
+		next += pad
+	}
+	return typ, payload, next, nil
+}
+
+// parseSig decodes a signature block.
+func parseSig(payload []byte) (Signature, error) {
+	if len(payload) < sigHeaderLen || payload[0] != 0 {
+		return Signature{}, fmt.Errorf("%w: malformed signature block", ErrCorrupt)
+	}
+	s := Signature{HashAlg: payload[1], Sig: append([]byte(nil), payload[sigHeaderLen:]...)}
+	copy(s.KeyID[:], payload[2:sigHeaderLen])
+	return s, nil
 }
 
 // parseBlocks walks the blocks: ADB first, then signatures, then DATA.
@@ -146,30 +196,13 @@ func (a *Archive) parseBlocks(b []byte) error {
 		wantData
 	)
 	state := wantADB
-	var next [2]uint32 // the last (path, file) index seen in a DATA block
+	var last [2]uint32 // the last (path, file) index seen in a DATA block
 	for pos := 0; pos < len(b); {
-		if len(b)-pos < 4 {
-			return fmt.Errorf("%w: truncated block header at %d", ErrCorrupt, pos)
+		typ, payload, next, err := nextBlock(b, pos)
+		if err != nil {
+			return err
 		}
-		word := binary.LittleEndian.Uint32(b[pos:])
-		typ, raw, hdr := word>>30, uint64(word&0x3fffffff), uint64(4)
-		if typ == blockExt {
-			if len(b)-pos < 16 {
-				return fmt.Errorf("%w: truncated extended block header at %d", ErrCorrupt, pos)
-			}
-			typ, raw, hdr = word&0x3fffffff, binary.LittleEndian.Uint64(b[pos+8:]), 16
-		}
-		if raw < hdr || raw > uint64(len(b)-pos) {
-			return fmt.Errorf("%w: block at %d claims %d bytes, %d remain", ErrCorrupt, pos, raw, len(b)-pos)
-		}
-		payload := b[pos+int(hdr) : pos+int(raw)]
-		pos += int(raw)
-		if pad := int((blockAlign - raw%blockAlign) % blockAlign); pad > 0 {
-			if len(b)-pos < pad {
-				return fmt.Errorf("%w: block padding missing at end", ErrCorrupt)
-			}
-			pos += pad
-		}
+		pos = next
 		switch {
 		case typ == blockADB && state == wantADB:
 			if err := a.parseADB(payload); err != nil {
@@ -177,15 +210,14 @@ func (a *Archive) parseBlocks(b []byte) error {
 			}
 			state = wantSig
 		case typ == blockSig && state == wantSig:
-			if len(payload) < sigHeaderLen || payload[0] != 0 {
-				return fmt.Errorf("%w: malformed signature block", ErrCorrupt)
+			s, err := parseSig(payload)
+			if err != nil {
+				return err
 			}
-			s := Signature{HashAlg: payload[1], Sig: append([]byte(nil), payload[sigHeaderLen:]...)}
-			copy(s.KeyID[:], payload[2:sigHeaderLen])
 			a.Signatures = append(a.Signatures, s)
 		case typ == blockData && state != wantADB:
 			state = wantData
-			if err := a.attachData(payload, &next); err != nil {
+			if err := a.attachData(payload, &last); err != nil {
 				return err
 			}
 		default:
@@ -235,20 +267,27 @@ func (a *Archive) attachData(p []byte, last *[2]uint32) error {
 	return nil
 }
 
-// parseADB decodes the metadata block with the package schema.
-func (a *Archive) parseADB(b []byte) error {
+// adbRoot checks an ADB block's header and returns a view of a copy of the block
+// and the slots of its root object.
+func adbRoot(b []byte, what string) (view, []uint32, error) {
 	if len(b) < adbHeaderLen {
-		return fmt.Errorf("%w: metadata block of %d bytes", ErrCorrupt, len(b))
+		return view{}, nil, fmt.Errorf("%w: %s block of %d bytes", ErrCorrupt, what, len(b))
 	}
 	if b[0] != 0 {
-		return fmt.Errorf("%w: metadata compat version %d", ErrFormat, b[0])
+		return view{}, nil, fmt.Errorf("%w: %s compat version %d", ErrFormat, what, b[0])
 	}
-	a.ADB = append([]byte(nil), b...)
-	v := view{a.ADB}
-	pkg, err := v.slots(binary.LittleEndian.Uint32(b[4:]))
+	v := view{bytes.Clone(b)}
+	root, err := v.slots(binary.LittleEndian.Uint32(b[4:]))
+	return v, root, err
+}
+
+// parseADB decodes the metadata block with the package schema.
+func (a *Archive) parseADB(b []byte) error {
+	v, pkg, err := adbRoot(b, "metadata")
 	if err != nil {
 		return err
 	}
+	a.ADB = v.b
 	if err := a.parseInfo(v, slot(pkg, pkgInfo)); err != nil {
 		return err
 	}
@@ -278,38 +317,53 @@ func (a *Archive) parseADB(b []byte) error {
 }
 
 func (a *Archive) parseInfo(v view, val uint32) error {
-	s, err := v.slots(val)
+	in, err := parseInfo(v, val)
 	if err != nil {
 		return err
+	}
+	a.Info, a.UniqueID, a.InstalledSize = in.Info, in.Hashes, in.InstalledSize
+	return nil
+}
+
+// parseInfo decodes a package info object, the one inside a package and the
+// ones an index lists.
+func parseInfo(v view, val uint32) (IndexEntry, error) {
+	var in IndexEntry
+	s, err := v.slots(val)
+	if err != nil {
+		return in, err
 	}
 	for _, f := range []struct {
 		i   int
 		dst *string
-	}{{piName, &a.Info.Name}, {piVersion, &a.Info.Version}, {piDescription, &a.Info.Description},
-		{piArch, &a.Info.Arch}, {piLicense, &a.Info.License}, {piOrigin, &a.Info.Origin},
-		{piMaintainer, &a.Info.Maintainer}, {piURL, &a.Info.URL}} {
+	}{{piName, &in.Info.Name}, {piVersion, &in.Info.Version}, {piDescription, &in.Info.Description},
+		{piArch, &in.Info.Arch}, {piLicense, &in.Info.License}, {piOrigin, &in.Info.Origin},
+		{piMaintainer, &in.Info.Maintainer}, {piURL, &in.Info.URL}} {
 		if *f.dst, err = v.str(slot(s, f.i)); err != nil {
-			return err
+			return in, err
 		}
 	}
-	if a.UniqueID, err = v.blob(slot(s, piUniqueID)); err != nil {
-		return err
+	if in.Hashes, err = v.blob(slot(s, piUniqueID)); err != nil {
+		return in, err
 	}
-	if a.InstalledSize, err = v.integer(slot(s, piInstalledSize)); err != nil {
-		return err
+	if in.InstalledSize, err = v.integer(slot(s, piInstalledSize)); err != nil {
+		return in, err
+	}
+	if in.FileSize, err = v.integer(slot(s, piFileSize)); err != nil {
+		return in, err
 	}
 	deps, err := v.slots(slot(s, piDepends))
 	if err != nil {
-		return err
+		return in, err
 	}
 	for _, dv := range deps[1:] {
 		d, err := parseDepend(v, dv)
 		if err != nil {
-			return err
+			return in, err
 		}
-		a.Info.Depends = append(a.Info.Depends, d)
+		in.Info.Depends = append(in.Info.Depends, d)
 	}
-	return nil
+	return in, nil
 }
 
 // parseDepend renders a dependency object as apk writes it on a command line.

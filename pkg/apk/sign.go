@@ -10,6 +10,7 @@ import (
 	"encoding/binary"
 	"encoding/pem"
 	"fmt"
+	"io"
 )
 
 // maxSignatureLen is apk-tools' ADB_MAX_SIGNATURE_LEN: a larger signature block
@@ -108,21 +109,28 @@ func KeyID(pub crypto.PublicKey) ([16]byte, error) {
 
 // signedDigest is what a v0 signature covers: SHA-512 over the schema id
 // (little-endian), the 18-byte signature header and the SHA-512 of the ADB block.
-func signedDigest(hdr, adb []byte) []byte {
+func signedDigest(schema uint32, hdr, adb []byte) []byte {
 	adbSum := sha512.Sum512(adb)
-	msg := concat(binary.LittleEndian.AppendUint32(nil, schemaPackage), hdr, adbSum[:])
+	msg := concat(binary.LittleEndian.AppendUint32(nil, schema), hdr, adbSum[:])
 	sum := sha512.Sum512(msg)
 	return sum[:]
 }
 
-// sign returns the payload of a signature block over the ADB block adb.
-func sign(s crypto.Signer, adb []byte) ([]byte, error) {
+// sign returns the payload of a signature block over the ADB block adb of a
+// stream with the given schema. ECDSA signatures are deterministic (RFC 6979:
+// the nonce derives from the key and the digest), so a signed package or index
+// is byte-identical on rebuild; RSA PKCS#1 v1.5 signatures are deterministic anyway.
+func sign(s crypto.Signer, schema uint32, adb []byte) ([]byte, error) {
 	id, err := KeyID(s.Public())
 	if err != nil {
 		return nil, err
 	}
 	hdr := append([]byte{0, digestSHA512}, id[:]...)
-	sig, err := s.Sign(rand.Reader, signedDigest(hdr, adb), crypto.SHA512)
+	var random io.Reader = rand.Reader
+	if _, ok := s.(*ecdsa.PrivateKey); ok {
+		random = nil // crypto/ecdsa: a nil Reader selects RFC 6979
+	}
+	sig, err := s.Sign(random, signedDigest(schema, hdr, adb), crypto.SHA512)
 	if err != nil {
 		return nil, fmt.Errorf("%w: signing: %v", ErrSignature, err)
 	}
@@ -135,19 +143,25 @@ func sign(s crypto.Signer, adb []byte) ([]byte, error) {
 // VerifySignature checks that one of the package's signature blocks verifies
 // with pub, as apk does with the keys in /etc/apk/keys.
 func (a *Archive) VerifySignature(pub crypto.PublicKey) error {
+	return verifySignatures(a.Signatures, schemaPackage, a.ADB, pub)
+}
+
+// verifySignatures checks that one of sigs, over the ADB block adb of a stream
+// with the given schema, verifies with pub.
+func verifySignatures(sigs []Signature, schema uint32, adb []byte, pub crypto.PublicKey) error {
 	id, err := KeyID(pub)
 	if err != nil {
 		return err
 	}
-	if len(a.Signatures) == 0 {
-		return fmt.Errorf("%w: package is not signed", ErrSignature)
+	if len(sigs) == 0 {
+		return fmt.Errorf("%w: not signed", ErrSignature)
 	}
-	for _, s := range a.Signatures {
+	for _, s := range sigs {
 		if s.KeyID != id || s.HashAlg != digestSHA512 {
 			continue
 		}
 		hdr := append([]byte{0, s.HashAlg}, s.KeyID[:]...)
-		digest := signedDigest(hdr, a.ADB)
+		digest := signedDigest(schema, hdr, adb)
 		switch k := pub.(type) {
 		case *rsa.PublicKey:
 			if rsa.VerifyPKCS1v15(k, crypto.SHA512, digest, s.Sig) == nil {

@@ -50,7 +50,7 @@ type dirEntry struct {
 }
 
 // Write encodes p as an apk v3 package onto w. The output depends only on p and
-// the options (and, for an ECDSA signature, on fresh randomness), so identical
+// the options (ECDSA signatures use RFC 6979 nonces), so identical
 // input gives byte-identical packages.
 func Write(w io.Writer, p *Package, opts ...Option) error {
 	o := writeOptions{compression: Deflate}
@@ -70,45 +70,40 @@ func Write(w io.Writer, p *Package, opts ...Option) error {
 	}
 	var sig []byte
 	if o.signer != nil {
-		if sig, err = sign(o.signer, adb); err != nil {
+		if sig, err = sign(o.signer, schemaPackage, adb); err != nil {
 			return err
 		}
 	}
 
-	out := w
-	var fw *flate.Writer
-	if o.compression == Deflate {
-		if _, err := io.WriteString(w, "ADBd"); err != nil {
-			return err
-		}
-		if fw, err = flate.NewWriter(w, deflateLevel); err != nil {
-			return err
-		}
-		out = fw
+	return writeCompressed(w, o.compression, func(out io.Writer) error {
+		return writeStream(out, adb, sig, dirs)
+	})
+}
+
+// writeCompressed writes the 4-byte container magic, then the stream that body
+// writes: raw deflate after "ADBd", or as it is after nothing (the stream starts "ADB.").
+func writeCompressed(w io.Writer, c Compression, body func(io.Writer) error) error {
+	if c == Uncompressed {
+		return body(w)
 	}
-	if err := writeStream(out, adb, sig, dirs); err != nil {
+	if _, err := io.WriteString(w, "ADBd"); err != nil {
 		return err
 	}
-	if fw != nil {
-		return fw.Close()
+	fw, err := flate.NewWriter(w, deflateLevel)
+	if err != nil {
+		return err
 	}
-	return nil
+	if err := body(fw); err != nil {
+		return err
+	}
+	return fw.Close()
 }
 
 // writeStream writes the uncompressed container: header, ADB block, signature
 // block, then the DATA blocks in path and file order.
 func writeStream(w io.Writer, adb, sig []byte, dirs []*dirEntry) error {
-	hdr := binary.LittleEndian.AppendUint32([]byte("ADB."), schemaPackage)
-	if _, err := w.Write(hdr); err != nil {
+	if err := writeHead(w, schemaPackage, adb, sig); err != nil {
 		return err
-	}
-	if err := writeBlock(w, blockADB, nil, adb); err != nil {
-		return err
-	}
-	if sig != nil {
-		if err := writeBlock(w, blockSig, nil, sig); err != nil {
-			return err
-		}
 	}
 	for i, d := range dirs {
 		for j, f := range d.files {
@@ -121,6 +116,22 @@ func writeStream(w io.Writer, adb, sig []byte, dirs []*dirEntry) error {
 				return err
 			}
 		}
+	}
+	return nil
+}
+
+// writeHead writes the stream header with the schema id, the ADB block and the
+// signature block, if any.
+func writeHead(w io.Writer, schema uint32, adb, sig []byte) error {
+	hdr := binary.LittleEndian.AppendUint32([]byte("ADB."), schema)
+	if _, err := w.Write(hdr); err != nil {
+		return err
+	}
+	if err := writeBlock(w, blockADB, nil, adb); err != nil {
+		return err
+	}
+	if sig != nil {
+		return writeBlock(w, blockSig, nil, sig)
 	}
 	return nil
 }
@@ -231,16 +242,7 @@ func buildADB(p *Package, dirs []*dirEntry) ([]byte, error) {
 		return nil, err
 	}
 	h := newHeap()
-	info := make([]uint32, piMax)
-	info[piName] = h.str(p.Info.Name)
-	info[piVersion] = h.str(p.Info.Version)
-	info[piDescription] = h.str(p.Info.Description)
-	info[piArch] = h.str(p.Info.Arch)
-	info[piLicense] = h.str(p.Info.License)
-	info[piOrigin] = h.str(p.Info.Origin)
-	info[piMaintainer] = h.str(p.Info.Maintainer)
-	info[piURL] = h.str(p.Info.URL)
-	info[piDepends] = writeDepends(h, p.Info.Depends)
+	info := writeInfo(h, &p.Info, nil)
 
 	var installed uint64
 	paths := make([]uint32, 1, len(dirs)+1)
@@ -283,6 +285,25 @@ func buildADB(p *Package, dirs []*dirEntry) ([]byte, error) {
 	sum := sha256.Sum256(h.buf)
 	copy(h.buf[idOffset:idOffset+uniqueIDLen], sum[:])
 	return h.buf, nil
+}
+
+// writeInfo writes the strings and dependencies of a package info object in
+// slot order (apk mkpkg's order, and the order apk mkndx copies a package's info
+// in, with the package's own unique id id in its slot), and returns the object's
+// slots for the caller to complete.
+func writeInfo(h *heap, in *Info, id []byte) []uint32 {
+	info := make([]uint32, piMax)
+	info[piName] = h.str(in.Name)
+	info[piVersion] = h.str(in.Version)
+	info[piUniqueID] = h.blob(id)
+	info[piDescription] = h.str(in.Description)
+	info[piArch] = h.str(in.Arch)
+	info[piLicense] = h.str(in.License)
+	info[piOrigin] = h.str(in.Origin)
+	info[piMaintainer] = h.str(in.Maintainer)
+	info[piURL] = h.str(in.URL)
+	info[piDepends] = writeDepends(h, in.Depends)
+	return info
 }
 
 // writeFile writes one file object: name, hash or target, mtime, size, acl.
