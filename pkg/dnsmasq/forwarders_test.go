@@ -50,7 +50,7 @@ func TestFindForwardersMixedStubbyAndCLIFile(t *testing.T) {
 		"/etc/config/stubby": "config stubby 'global'\n\tlist listen_address '127.0.0.1@5453'\n" +
 			"config resolver\n\toption tls_auth_name 'abc123.dns.nextdns.io'\n" +
 			"config resolver\n\toption tls_auth_name 'dns.quad9.net'\n",
-		"/tmp/dnsmasq.d/nextdns.conf":  "no-resolv\nserver=127.0.0.1#5342\n",
+		"/tmp/dnsmasq.d/nextdns.conf": "no-resolv\nserver=127.0.0.1#5342\n",
 		"/etc/config/https-dns-proxy": "config https-dns-proxy\n\toption listen_port 'x'\n",
 	})
 	fs, problems := FindForwarders(root)
