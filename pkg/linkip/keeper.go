@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode"
 )
 
 // Defaults.
@@ -149,11 +148,11 @@ func (k *Keeper) Once(ctx context.Context) {
 	}
 }
 
-// clean keeps text fit for one status line: printable, spaces collapsed, at most maxShown
+// clean keeps text fit for one status line: printable ASCII, spaces collapsed, at most maxShown
 // characters.
 func clean(s string) string {
 	s = strings.Map(func(r rune) rune {
-		if unicode.IsPrint(r) {
+		if r >= 0x20 && r < 0x7f { // ASCII only: answers are ASCII, and this keeps unicode's tables out
 			return r
 		}
 		return ' '
