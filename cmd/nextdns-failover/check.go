@@ -68,7 +68,8 @@ func pidFile(s *config.Settings) (string, error) {
 }
 
 func cmdCheck(args []string, stdout, stderr io.Writer) int {
-	fs, cfg := flags("check", "[-c FILE]", stderr)
+	fs, cfg := flags("check", "[-c FILE] [-root DIR]", stderr)
+	root := fs.String("root", "/", "where the router's files are (`folder`): forwarder configs, dnsmasq's config files and conf-dirs are read under it")
 	if code := parse(fs, args); code >= 0 {
 		return code
 	}
@@ -97,7 +98,36 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	for _, w := range t.Warnings {
 		fmt.Fprintf(stdout, "warning: %s\n", w)
 	}
+	checkForwarders(stdout, s, *root)
+	// The dhcp list's global servers are among the warnings above; here the config files.
+	section, confdir := "", ""
+	if t.Instance != nil {
+		section, confdir = t.Instance.Section, t.Instance.ConfDir
+	}
+	sc := dnsmasq.ScanConf(*root, section, confdir, dnsmasq.DefaultLimits)
+	for _, l := range sc.Lines {
+		fmt.Fprintf(stdout, "warning: %s\n", l)
+	}
+	for _, p := range sc.Problems {
+		fmt.Fprintf(stdout, "warning: cannot check for server lines ahead of ours: %s\n", p)
+	}
 	return exitOK
+}
+
+// checkForwarders prints one line per local DNS proxy found (https-dns-proxy, stubby, the
+// NextDNS CLI): what it is and whether our config has it in the right list.
+func checkForwarders(stdout io.Writer, s *config.Settings, root string) {
+	fs, problems := dnsmasq.FindForwarders(root)
+	for _, f := range fs {
+		level, line := dnsmasq.Placement(f, s)
+		if level == "ok" {
+			level = "forwarder"
+		}
+		fmt.Fprintf(stdout, "%s: %s\n", level, line)
+	}
+	for _, err := range problems {
+		fmt.Fprintf(stdout, "warning: cannot check a local DNS forwarder: %v\n", err)
+	}
 }
 
 func cmdRender(args []string, stdout, stderr io.Writer) int {

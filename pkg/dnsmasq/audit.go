@@ -121,12 +121,8 @@ func AuditNetwork(dhcp, network *uci.Package, inst *Instance, s *config.Settings
 			if isDomainServer(v) {
 				continue
 			}
-			fix := fmt.Sprintf("uci del_list %s.server=%s", key, shellQuote(v))
-			if !o.List {
-				fix = fmt.Sprintf("uci delete %s.server", key)
-			}
-			add(lineAt(o, i, sec.Line), fix,
-				"dnsmasq instance %s has the global server '%s', which dnsmasq puts before the servers-file: it answers instead of NextDNS", inst.Ref, v)
+			ws = append(ws, Warning{File: file, Line: lineAt(o, i, sec.Line), Fix: dhcpServerFix(sec, key, o, v), Message: fmt.Sprintf(
+				"dnsmasq instance %s has the global server '%s', which dnsmasq puts before the servers-file: it answers instead of NextDNS", inst.Ref, v)})
 		}
 	}
 	ws = append(ws, auditDNSOptions(file, dhcp, network)...)
