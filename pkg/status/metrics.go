@@ -39,6 +39,7 @@ func Metrics(st *Status) string {
 		{"rounds_total", "Probe rounds.", c.Rounds},
 		{"probes_total", "Probes sent (one per upstream per round).", c.Probes},
 		{"probe_errors_total", "Probes that failed.", c.ProbeErrors},
+		{"confirms_total", "Confirmation probes sent on passive evidence of a failure.", c.Confirms},
 		{"failovers_total", "Failovers to the backups.", c.Failovers},
 		{"failbacks_total", "Fail-backs to NextDNS.", c.Failbacks},
 		{"switches_total", "Servers-file rewrites (each empties dnsmasq's cache).", c.Switches},

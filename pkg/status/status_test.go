@@ -34,15 +34,21 @@ func sample(state string) *Status {
 	for i := range st.Upstreams {
 		st.Upstreams[i].LastProbe = st.Updated
 	}
+	st.Passive = "on"
 	switch state {
+	case "healthy":
+		st.Problems = []string{"a server= line in /tmp/dnsmasq.d/nextdns.conf:2 comes before the servers-file"}
+		st.LinkIP = &LinkIP{LastOK: now.Add(-5 * time.Minute), Checked: now.Add(-5 * time.Minute), Answer: "203.0.113.7"}
 	case "failover":
-		st.Servers = []string{"9.9.9.9", "149.112.112.112", "45.90.28.0", "45.90.30.0"}
+		st.Servers = []string{"9.9.9.9", "149.112.112.112"}
 		st.Reason = "all 2 NextDNS upstreams down, 2 of 2 backups up; hold-down 30s"
 		for i := 0; i < 2; i++ {
 			u := &st.Upstreams[i]
 			u.Up, u.Good, u.Bad, u.LastError = false, 0, 7, "timeout after 2s (3 sends)"
 		}
 	case "offline":
+		st.Passive = "off (no CAP_NET_RAW)"
+		st.LinkIP = &LinkIP{LastOK: now.Add(-2 * time.Hour), Checked: now.Add(-time.Minute), Answer: "203.0.113.7", LastError: "uclient-fetch: exit 4 (network)"}
 		st.Reason = "all 2 NextDNS and 2 backup upstreams down; list unchanged"
 		for i := range st.Upstreams {
 			u := &st.Upstreams[i]
@@ -52,7 +58,7 @@ func sample(state string) *Status {
 		st.Servers = []string{"45.90.28.0", "45.90.30.0", "9.9.9.9", "149.112.112.112"}
 		st.Reason = "the watchdog stopped"
 	case "forced-secondary":
-		st.Servers = []string{"9.9.9.9", "149.112.112.112", "45.90.28.0", "45.90.30.0"}
+		st.Servers = []string{"9.9.9.9", "149.112.112.112"}
 		st.Override, st.OverrideUntil = "secondary", now.Add(25*time.Minute)
 		st.Reason = "manual override (nextdns-failover force secondary)"
 	case "stale":
