@@ -477,8 +477,10 @@ func (w *Watchdog) observe(now time.Time) (confirm []int, changed bool) {
 }
 
 // confirm answers a passive suspicion: the suspect upstreams are probed at once with a short
-// timeout (several RTTs), and with them the backups, so that a failover goes only where
-// something answers now. A failed confirmation is down at once.
+// timeout (several RTTs). With them go the other NextDNS endpoints that carry no traffic (one
+// outage usually takes them all: a failure of theirs in the same breath confirms it too, so
+// dnsmasq is not sent to a dead standby first) and the backups (a failover goes only where
+// something answers now). A failed confirmation is down at once.
 func (w *Watchdog) confirm(ctx context.Context) {
 	now := w.d.Clock.Now()
 	before := w.ups()
@@ -487,15 +489,15 @@ func (w *Watchdog) confirm(ctx context.Context) {
 		return
 	}
 	idx := append([]int{}, sus...)
-	timeout := time.Duration(0)
-	for _, i := range sus {
-		timeout = max(timeout, w.m.ConfirmTimeout(i, w.s.Timeout))
-	}
-	for i := len(w.s.Primary); i < w.m.Len() && len(sus) > 0; i++ {
-		if !slices.Contains(idx, i) {
+	for i := range w.m.Len() {
+		t := w.m.Tracker(i)
+		if !slices.Contains(idx, i) && (i >= len(w.s.Primary) || (t.Up && !t.Traffic)) {
 			idx = append(idx, i)
-			timeout = max(timeout, w.m.ConfirmTimeout(i, w.s.Timeout))
 		}
+	}
+	timeout := time.Duration(0)
+	for _, i := range idx {
+		timeout = max(timeout, w.m.ConfirmTimeout(i, w.s.Timeout))
 	}
 	res := w.probe(ctx, idx, timeout)
 	if ctx.Err() != nil {
@@ -504,7 +506,7 @@ func (w *Watchdog) confirm(ctx context.Context) {
 	now = w.d.Clock.Now()
 	for k, r := range res {
 		i := idx[k]
-		if slices.Contains(sus, i) {
+		if i < len(w.s.Primary) {
 			w.count.Confirms++
 			w.m.Confirm(now, i, r.Up, r.RTT)
 		} else {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nextdns-failover/nextdns-failover/pkg/config"
+	"github.com/nextdns-failover/nextdns-failover/pkg/health"
 	"github.com/nextdns-failover/nextdns-failover/pkg/probe"
 	"github.com/nextdns-failover/nextdns-failover/pkg/status"
 )
@@ -37,7 +38,24 @@ type world struct {
 	settings *config.Settings
 	loadErr  error
 	onRound  func(at time.Duration, w *world)
-	offline  bool // failing probes fail on the router's side (no route)
+	offline  bool          // failing probes fail on the router's side (no route)
+	failCost time.Duration // how long a failed probe round takes (default 2 s; a shorter probe timeout caps it)
+	timeout  time.Duration // the timeout of the prober of the round in progress
+	probes   map[string]int
+	rounds   []probeRound
+	hooks    []Change
+
+	// Passive: the observer's view at a time (nil: no observer), and the times it nudges.
+	seen    func(at time.Duration) []health.Seen
+	nudges  []time.Duration
+	suspect chan struct{}
+}
+
+// probeRound is one call of the prober: when, what, and with which timeout.
+type probeRound struct {
+	at      time.Duration
+	servers []string
+	timeout time.Duration
 }
 
 type write struct {
@@ -49,12 +67,48 @@ func (w *world) Now() time.Time { w.mu.Lock(); defer w.mu.Unlock(); return w.now
 
 func (w *world) After(d time.Duration) <-chan time.Time {
 	w.mu.Lock()
+	defer w.mu.Unlock()
+	// A passive nudge due before the timer: time stops there, the nudge is sent, and the
+	// timer never fires (the loop arms a new one).
+	// One that came while a round was probing is delivered now.
+	if len(w.nudges) > 0 && w.t0.Add(w.nudges[0]).Before(w.now.Add(d)) && w.nudges[0] < w.end {
+		if n := w.t0.Add(w.nudges[0]); n.After(w.now) {
+			w.now = n
+		}
+		w.nudges = w.nudges[1:]
+		select {
+		case w.suspect <- struct{}{}:
+		default:
+		}
+		return make(chan time.Time)
+	}
 	w.now = w.now.Add(d)
-	now := w.now
-	w.mu.Unlock()
 	c := make(chan time.Time, 1)
-	c <- now
+	c <- w.now
 	return c
+}
+
+// fakeObserver is the world's passive observer.
+type fakeObserver struct{ w *world }
+
+func (o fakeObserver) Suspect() <-chan struct{} { return o.w.suspect }
+func (o fakeObserver) Take(now time.Time) []health.Seen {
+	return o.w.seen(now.Sub(o.w.t0))
+}
+func (o fakeObserver) SetUpstreams([]netip.AddrPort, time.Duration) error { return nil }
+func (o fakeObserver) Close() error                                       { return nil }
+
+// withProbeTimeout is the world's prober for one round's timeout.
+type withProbeTimeout struct {
+	w       *world
+	timeout time.Duration
+}
+
+func (p withProbeTimeout) Round(ctx context.Context, servers []netip.AddrPort) []probe.Result {
+	p.w.mu.Lock()
+	p.w.timeout = p.timeout
+	p.w.mu.Unlock()
+	return p.w.Round(ctx, servers)
 }
 
 func (w *world) at() time.Duration { return w.Now().Sub(w.t0) }
@@ -68,12 +122,23 @@ func (w *world) Round(ctx context.Context, servers []netip.AddrPort) []probe.Res
 	if w.onRound != nil {
 		w.onRound(at, w)
 	}
+	w.mu.Lock()
+	if w.probes == nil {
+		w.probes = map[string]int{}
+	}
+	pr := probeRound{at: at, timeout: w.timeout}
+	for _, s := range servers {
+		w.probes[s.Addr().String()]++
+		pr.servers = append(pr.servers, s.Addr().String())
+	}
+	w.rounds = append(w.rounds, pr)
+	w.mu.Unlock()
 	out := make([]probe.Result, len(servers))
 	for i, s := range servers {
 		out[i] = probe.Result{Server: s, Up: true, RTT: 10 * time.Millisecond, Rcode: "NOERROR"}
 		if w.down(at, s) {
 			out[i] = probe.Result{Server: s, Err: probe.ErrTimeout}
-			if w.offline {
+			if w.offline && !s.Addr().IsLoopback() {
 				out[i] = probe.Result{Server: s, Err: probe.ErrOffline, Offline: true}
 			}
 		}
@@ -82,7 +147,14 @@ func (w *world) Round(ctx context.Context, servers []netip.AddrPort) []probe.Res
 	for _, r := range out {
 		if !r.Up {
 			w.mu.Lock()
-			w.now = w.now.Add(2 * time.Second)
+			cost := 2 * time.Second
+			if w.timeout < w.settings.Timeout {
+				cost = w.timeout
+			}
+			if w.failCost > 0 {
+				cost = min(w.failCost, cost)
+			}
+			w.now = w.now.Add(cost)
 			w.mu.Unlock()
 			break
 		}
@@ -135,7 +207,7 @@ func settings(t *testing.T, extra string) *config.Settings {
 
 func newWorld(t *testing.T, s *config.Settings, end time.Duration, down func(time.Duration, netip.AddrPort) bool) (*world, *Watchdog) {
 	t0 := time.Unix(1_000_000, 0)
-	w := &world{t: t, now: t0, t0: t0, end: end, down: down, settings: s}
+	w := &world{t: t, now: t0, t0: t0, end: end, down: down, settings: s, suspect: make(chan struct{}, 1)}
 	wd, err := New(Deps{
 		Config: "test.conf",
 		Load: func() (*config.Settings, error) {
@@ -143,7 +215,14 @@ func newWorld(t *testing.T, s *config.Settings, end time.Duration, down func(tim
 			defer w.mu.Unlock()
 			return w.settings, w.loadErr
 		},
-		Prober: func(*config.Settings) Prober { return w },
+		Prober: func(s *config.Settings) Prober { return withProbeTimeout{w, s.Timeout} },
+		Observe: func([]netip.AddrPort, time.Duration) (Observer, error) {
+			if w.seen == nil {
+				return nil, errors.New("no CAP_NET_RAW")
+			}
+			return fakeObserver{w}, nil
+		},
+		OnChange: func(c Change) { w.mu.Lock(); w.hooks = append(w.hooks, c); w.mu.Unlock() },
 		Signal: func(*config.Settings) Signaller { return w },
 		Write:  w.Write,
 		Read: func(string) ([]byte, error) {
