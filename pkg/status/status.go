@@ -87,13 +87,46 @@ type Counters struct {
 type Duration time.Duration
 
 // Write stores st at path atomically (a temporary file renamed over it), mode 0644: a reader
-// never sees half a file.
+// never sees half a file. When that fails (a full /tmp has no room for a second copy) and the
+// file exists, it is rewritten in place, which needs no new space: a status that a reader
+// might catch half-written beats one that goes stale and says the daemon is dead.
 func Write(path string, st *Status) error {
-	return WriteFileAtomic(path, st.JSON())
+	b := st.JSON()
+	err := WriteFileAtomic(path, b)
+	if err == nil {
+		return nil
+	}
+	if f, ferr := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0); ferr == nil {
+		_, werr := f.Write(b)
+		if cerr := f.Close(); werr == nil && cerr == nil {
+			return nil
+		}
+	}
+	return err
 }
 
-// WriteFileAtomic writes b to a temporary file beside path and renames it over path.
+// WriteFileAtomic writes b to a temporary file beside path and renames it over path. An
+// error names path and the cause, never the temporary file (its name changes every call, and
+// a caller logs a cause once).
 func WriteFileAtomic(path string, b []byte) error {
+	err := writeFileAtomic(path, b)
+	if err == nil {
+		return nil
+	}
+	var pe *os.PathError
+	var le *os.LinkError
+	switch {
+	case errors.As(err, &pe):
+		err = fmt.Errorf("%s: %s: %w", path, pe.Op, pe.Err)
+	case errors.As(err, &le):
+		err = fmt.Errorf("%s: %s: %w", path, le.Op, le.Err)
+	default:
+		err = fmt.Errorf("%s: %w", path, err)
+	}
+	return err
+}
+
+func writeFileAtomic(path string, b []byte) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err

@@ -199,3 +199,37 @@ func TestMetricsParseBack(t *testing.T) {
 		}
 	}
 }
+
+// Issue 15.6: a write that keeps failing says the same thing every time, naming the file and
+// not the temporary one; the status file is rewritten in place when no second copy fits.
+func TestWriteErrorsNameTheFile(t *testing.T) {
+	// A name of 250 bytes is valid, but the temporary name beside it (".NAME.123456") is too
+	// long: every attempt fails creating a differently named temporary file.
+	path := filepath.Join(t.TempDir(), strings.Repeat("m", 250))
+	e1, e2 := WriteFileAtomic(path, []byte("x")), WriteFileAtomic(path, []byte("y"))
+	if e1 == nil || e2 == nil || e1.Error() != e2.Error() || !strings.HasPrefix(e1.Error(), path+": ") {
+		t.Errorf("errors %v / %v: want the same message, starting with the file's path", e1, e2)
+	}
+}
+
+func TestWriteFallsBackToInPlace(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "status.json")
+	if err := Write(path, sample("healthy")); err != nil {
+		t.Fatal(err)
+	}
+	// A temporary file cannot be made beside it (here: the folder is not writable by us, as a
+	// full tmpfs refuses a new file), but the file itself can be rewritten.
+	os.Chmod(path, 0o666)
+	os.Chmod(dir, 0o555)
+	defer os.Chmod(dir, 0o755)
+	if os.Geteuid() == 0 {
+		t.Skip("root creates files in a read-only folder")
+	}
+	if err := Write(path, sample("failover")); err != nil {
+		t.Fatalf("in place: %v", err)
+	}
+	if st, err := Read(path); err != nil || st.State != "failover" {
+		t.Errorf("after the in-place write: %+v, %v", st, err)
+	}
+}

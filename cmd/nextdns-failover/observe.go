@@ -1,0 +1,12 @@
+package main
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/nextdns-failover/nextdns-failover/pkg/watchdog"
+)
+
+// observe opens the passive observer of dnsmasq's queries for the watchdog. Until package
+// passive is wired in, passive evidence is off and the status says so.
+var observe func(ups []netip.AddrPort, timeout time.Duration) (watchdog.Observer, error)
