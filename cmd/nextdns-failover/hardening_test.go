@@ -52,7 +52,7 @@ func (l *lab) restart() {
 	<-l.exited // the previous run's exit, put back by kill9
 	fmt.Fprintf(l.stderr, "--- test: daemon started again\n")
 	l.cmd = exec.Command(binary, "run", "-c", l.cfg, "-v", "-hooks", filepath.Join(l.dir, "hotplug.d"))
-	l.cmd.Stderr = l.stderr
+	l.cmd.Stdout, l.cmd.Stderr = l.stderr, l.stderr // the whole log, info and problems
 	if err := l.cmd.Start(); err != nil {
 		l.t.Fatal(err)
 	}
