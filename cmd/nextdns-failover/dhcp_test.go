@@ -152,7 +152,10 @@ func TestRunAsAnotherUserWithDHCPCopy(t *testing.T) {
 
 	// With -dhcp: found and signalled.
 	_, log = start("-dhcp", dhcpCopy)
-	waitFor("dnsmasq signalled", func() bool { st := state(); return st.State == "healthy" && st.Counters.Signals > 0 && st.Problem == "" })
+	waitFor("dnsmasq signalled", func() bool {
+		st := state()
+		return st.State == "healthy" && st.Counters.Signals > 0 && st.Problem == ""
+	})
 	nd.Drop()
 	waitFor("failover", func() bool { return state().State == "failover" })
 	ask := func() bool {

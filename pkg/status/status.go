@@ -50,10 +50,10 @@ type Status struct {
 
 // LinkIP is the state of the linked-IP upkeep (link_ip_url).
 type LinkIP struct {
-	LastOK    time.Time `json:"last_ok,omitzero"`    // the last successful call
-	Answer    string    `json:"answer,omitempty"`    // what NextDNS answered then (the linked IP)
+	LastOK    time.Time `json:"last_ok,omitzero"`     // the last successful call
+	Answer    string    `json:"answer,omitempty"`     // what NextDNS answered then (the linked IP)
 	LastError string    `json:"last_error,omitempty"` // why the last call failed ("" when it succeeded)
-	Checked   time.Time `json:"checked,omitzero"`    // the last call, successful or not
+	Checked   time.Time `json:"checked,omitzero"`     // the last call, successful or not
 }
 
 // Upstream is one upstream's health.
@@ -71,7 +71,7 @@ type Upstream struct {
 // Counters only grow while the daemon runs.
 type Counters struct {
 	Rounds       uint64 `json:"rounds"`
-	Probes       uint64 `json:"probes"` // every probe sent, confirmations included
+	Probes       uint64 `json:"probes"`   // every probe sent, confirmations included
 	Confirms     uint64 `json:"confirms"` // confirmation probes (passive evidence of a failure)
 	ProbeErrors  uint64 `json:"probe_errors"`
 	Failovers    uint64 `json:"failovers"`

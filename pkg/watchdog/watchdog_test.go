@@ -223,8 +223,8 @@ func newWorld(t *testing.T, s *config.Settings, end time.Duration, down func(tim
 			return fakeObserver{w}, nil
 		},
 		OnChange: func(c Change) { w.mu.Lock(); w.hooks = append(w.hooks, c); w.mu.Unlock() },
-		Signal: func(*config.Settings) Signaller { return w },
-		Write:  w.Write,
+		Signal:   func(*config.Settings) Signaller { return w },
+		Write:    w.Write,
 		Read: func(string) ([]byte, error) {
 			w.mu.Lock()
 			defer w.mu.Unlock()
