@@ -29,6 +29,10 @@ type Tracker struct {
 	// client queries), for the confirmation timeout.
 	LastProbe time.Time
 	RTT       time.Duration
+	// Misses: our own probes that failed since the last good observation. The passive observer
+	// sees our probes too, so that many of its silent queries may be ours: only the rest is
+	// evidence from clients.
+	Misses int
 
 	lastBad time.Time
 }
@@ -46,7 +50,7 @@ func (t *Tracker) Observe(ok bool) bool { return t.ObserveAt(time.Time{}, ok) }
 // MinGap after the last counted one resets Good but does not count again.
 func (t *Tracker) ObserveAt(now time.Time, ok bool) bool {
 	if ok {
-		t.Good, t.Bad, t.Suspect = t.Good+1, 0, false
+		t.Good, t.Bad, t.Suspect, t.Misses = t.Good+1, 0, false, 0
 		if !t.Up && t.Good >= t.RecoverAfter {
 			t.Up = true
 			return true
@@ -54,6 +58,7 @@ func (t *Tracker) ObserveAt(now time.Time, ok bool) bool {
 		return false
 	}
 	t.Good = 0
+	t.Misses++
 	if t.Bad > 0 && !now.IsZero() && now.Sub(t.lastBad) < t.MinGap && !now.Before(t.lastBad) {
 		return false
 	}
@@ -410,7 +415,9 @@ func (m *Machine) Passive(now time.Time, seen []*Seen, timeout time.Duration) (c
 			t.Traffic = true
 			t.rtt(s.RTT)
 		}
-		if !t.Up || !s.suspicious(now, timeout) {
+		clients := *s
+		clients.Silent = max(0, s.Silent-t.Misses) // the silent queries that are not our probes
+		if !t.Up || !clients.suspicious(now, timeout) {
 			continue
 		}
 		if t.Bad > 0 {
@@ -431,10 +438,11 @@ func (m *Machine) Confirm(now time.Time, i int, ok bool, rtt time.Duration) {
 	t := m.Tracker(i)
 	t.LastProbe = now
 	if ok {
-		t.Suspect = false
+		t.Suspect, t.Misses = false, 0
 		t.rtt(rtt)
 		return
 	}
+	t.Misses++
 	t.Down(now)
 }
 

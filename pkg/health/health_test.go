@@ -263,11 +263,15 @@ func TestPassiveConfirmation(t *testing.T) {
 		t.Fatalf("after failed confirmations: %s (%s)", d.State, d.Reason)
 	}
 
-	// A failed round probe plus passive silence is a confirmation by itself.
+	// A failed round probe plus passive silence is a confirmation by itself; the silence of
+	// our own failed probe (the observer sees it too) is not.
 	m = NewMachine(1, 1, 2, 3, false, 30*sec, t0)
 	m.RoundOf(t0, []Obs{Bad, Good})
-	if _, changed := m.Passive(t0.Add(sec), []*Seen{{Silent: 1}, nil}, sec); !changed || m.Primary[0].Up {
-		t.Errorf("silence after a failed probe did not take the primary down")
+	if _, changed := m.Passive(t0.Add(sec), []*Seen{{Silent: 1}, nil}, sec); changed || !m.Primary[0].Up {
+		t.Errorf("the silence of our own lost probe took the primary down")
+	}
+	if _, changed := m.Passive(t0.Add(sec), []*Seen{{Silent: 2}, nil}, sec); !changed || m.Primary[0].Up {
+		t.Errorf("a client's silence after a failed probe did not take the primary down")
 	}
 	// A good confirmation clears the suspicion; the RTT shapes the next timeout.
 	m = NewMachine(1, 1, 2, 3, false, 30*sec, t0)

@@ -147,8 +147,23 @@ func TestPassiveIdleLANFirstQuery(t *testing.T) {
 		return isPrimary(a) && at >= dark
 	}, query+time.Second)
 	w.run(wd, nil, nil)
-	if at := failoverAt(w); at < 0 || at >= query+2500*time.Millisecond {
+	at := failoverAt(w)
+	if at < 0 || at >= query+2500*time.Millisecond {
 		t.Fatalf("failover at %s, want before the client's resend at %s; writes %v", at, query+2500*time.Millisecond, w.writes)
+	}
+	t.Logf("query at %s, failover at %s", query, at)
+}
+
+// On an idle LAN one of our own probes is lost (the observer sees it unanswered too): that is
+// one failed round, not a confirmed outage.
+func TestPassiveOwnLostProbeIsNoEvidence(t *testing.T) {
+	c := &client{dark: time.Hour, quietUntil: time.Hour}
+	w, wd := passiveWorld(t, 90*time.Second, c, func(at time.Duration, a netip.AddrPort) bool {
+		return a.Addr().String() == "45.90.28.0" && at >= 30*time.Second && at < 30500*time.Millisecond
+	}, 31*time.Second)
+	w.run(wd, nil, nil)
+	if c := w.last.Counters; c.Failovers != 0 || len(w.writes) != 2 {
+		t.Errorf("counters %+v, writes %d: one lost probe must change nothing", c, len(w.writes))
 	}
 }
 

@@ -42,6 +42,7 @@ type world struct {
 	failCost time.Duration // how long a failed probe round takes (default 2 s; a shorter probe timeout caps it)
 	timeout  time.Duration // the timeout of the prober of the round in progress
 	probes   map[string]int
+	failed   map[string]int // failed probes per address since its last good one (the observer sees them too)
 	rounds   []probeRound
 	hooks    []Change
 
@@ -93,7 +94,15 @@ type fakeObserver struct{ w *world }
 
 func (o fakeObserver) Suspect() <-chan struct{} { return o.w.suspect }
 func (o fakeObserver) Take(now time.Time) []health.Seen {
-	return o.w.seen(now.Sub(o.w.t0))
+	seen := o.w.seen(now.Sub(o.w.t0))
+	o.w.mu.Lock()
+	defer o.w.mu.Unlock()
+	for i, a := range []string{"45.90.28.0", "45.90.30.0", "9.9.9.9"} {
+		if i < len(seen) {
+			seen[i].Silent += o.w.failed[a] // our own lost probes are silent queries too
+		}
+	}
+	return seen
 }
 func (o fakeObserver) SetUpstreams([]netip.AddrPort, time.Duration) error { return nil }
 func (o fakeObserver) Close() error                                       { return nil }
@@ -136,6 +145,12 @@ func (w *world) Round(ctx context.Context, servers []netip.AddrPort) []probe.Res
 	out := make([]probe.Result, len(servers))
 	for i, s := range servers {
 		out[i] = probe.Result{Server: s, Up: true, RTT: 10 * time.Millisecond, Rcode: "NOERROR"}
+		w.mu.Lock()
+		if w.failed == nil {
+			w.failed = map[string]int{}
+		}
+		w.failed[s.Addr().String()] = map[bool]int{true: w.failed[s.Addr().String()] + 1}[w.down(at, s)]
+		w.mu.Unlock()
 		if w.down(at, s) {
 			out[i] = probe.Result{Server: s, Err: probe.ErrTimeout}
 			if w.offline && !s.Addr().IsLoopback() {
