@@ -1,6 +1,7 @@
-// Package watchdog is the daemon's loop: probe the upstreams, decide with package health, write
-// the servers-file in place and signal dnsmasq on a change, publish the status. Its
-// collaborators (prober, file writer, signaller, clock, logger) are passed in, so tests swap them.
+// Package watchdog is the daemon's loop: gather evidence (its own probes, and dnsmasq's queries
+// seen on the wire by an Observer), decide with package health, write the servers-file in place
+// and signal dnsmasq on a change, publish the status. Its collaborators (prober, observer, file
+// writer, signaller, clock, logger) are passed in, so tests swap them.
 package watchdog
 
 import (
@@ -361,9 +362,9 @@ func (w *Watchdog) reload() {
 	w.publish()
 }
 
-// listFor is the servers-file state of a list state.
+// listFor is the servers-file state of a list state (privacy mode has only the healthy one).
 func (w *Watchdog) listFor(list string) dnsmasq.State {
-	if list == string(health.Failover) || list == "forced-secondary" {
+	if w.s.Mode == config.Availability && (list == string(health.Failover) || list == "forced-secondary") {
 		return dnsmasq.Failover
 	}
 	return dnsmasq.Healthy
