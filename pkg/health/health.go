@@ -255,10 +255,12 @@ func count(up []bool) int {
 // Passive evidence and probe economy. Why each value is what it is:
 const (
 	// SuspectSilent distinct client queries unanswered past the timeout, with no reply from the
-	// upstream in between, make it suspect. Two, not one: under random loss a lost query is
-	// followed by answered ones within milliseconds on a busy LAN, so two silent ones in a row
-	// mean the upstream stopped, while a single one is what 10% loss produces every second.
-	SuspectSilent = 2
+	// upstream in between, make it suspect. Under 10% random loss on a LAN sending 10 queries a
+	// second, two such queries in a row come about once in 15 s (both lost, and the one query
+	// in the 100 ms between their expiries lost too: 0.19^3 per query), three about once in
+	// 7 minutes (0.19^5). A stopped upstream reaches three 200 ms after its first expiry; the
+	// quiet rule below usually fires first anyway.
+	SuspectSilent = 3
 	// SuspectFailing SERVFAIL or REFUSED replies in a row make it suspect. A broken domain makes
 	// one or two (a client and its retry); three in a row with no other answer between is a
 	// resolver in trouble. It only costs a confirmation probe when wrong.
@@ -268,6 +270,10 @@ const (
 	// NextDNS answers) is probed this often. The first NextDNS endpoint of an idle LAN is still
 	// probed every interval, and everything is probed every round while anything is in doubt.
 	StandbyEvery = time.Minute
+	// ConfirmAttempts: a confirmation probe sends its query this many times within its short
+	// timeout, so that random loss almost never fails one (10% loss each way: 0.19^5 = 0.025%),
+	// while a dead upstream fails it in the same time.
+	ConfirmAttempts = 5
 	// minConfirm and confirmRTTs bound the confirmation probe's timeout: several smoothed RTTs,
 	// never under 200 ms (a loaded link), never over the configured timeout. A confirmation must
 	// end before a musl client resends (2.5 s after its query, itself unanswered for a timeout).
@@ -285,8 +291,11 @@ type Seen struct {
 }
 
 // suspicious reports whether s is suspicious: enough unanswered queries with no reply between
-// (SuspectSilent), a run of SERVFAIL/REFUSED (SuspectFailing), or, on a quiet LAN, one query
-// unanswered past the timeout while nothing at all came back from the upstream for as long.
+// (SuspectSilent), a run of SERVFAIL/REFUSED (SuspectFailing), or one query unanswered past
+// the timeout while nothing at all came back from the upstream for as long (the quiet rule: the
+// first query into an outage after an idle LAN, and, on a busy LAN, the first expiry after a
+// blackhole, 1 timeout after it began; a busy LAN with random loss always has a reply within a
+// timeout).
 func (s Seen) suspicious(now time.Time, timeout time.Duration) bool {
 	return s.Silent >= SuspectSilent || s.Failing >= SuspectFailing ||
 		(s.Silent >= 1 && (s.LastReply.IsZero() || now.Sub(s.LastReply) >= timeout))

@@ -394,8 +394,8 @@ func (w *Watchdog) setOverride(o Override) {
 }
 
 // probe sends one probe to each of the upstreams at idx (indexes into upstreams()) with the
-// given timeout, and records the results for the status.
-func (w *Watchdog) probe(ctx context.Context, idx []int, timeout time.Duration) []probe.Result {
+// given timeout (a confirmation: a short one, with more sends), and records the results.
+func (w *Watchdog) probe(ctx context.Context, idx []int, timeout time.Duration, confirm bool) []probe.Result {
 	if len(idx) == 0 {
 		return nil
 	}
@@ -411,6 +411,9 @@ func (w *Watchdog) probe(ctx context.Context, idx []int, timeout time.Duration) 
 		s = &c
 	}
 	var p Prober = &probe.Prober{Name: s.ProbeName, Timeout: s.Timeout}
+	if confirm {
+		p = &probe.Prober{Name: s.ProbeName, Timeout: timeout, Attempts: health.ConfirmAttempts}
+	}
 	if w.d.Prober != nil {
 		p = w.d.Prober(s)
 	}
@@ -447,7 +450,7 @@ func (w *Watchdog) round(ctx context.Context) {
 			idx = append(idx, i)
 		}
 	}
-	res := w.probe(ctx, idx, w.s.Timeout)
+	res := w.probe(ctx, idx, w.s.Timeout, false)
 	if ctx.Err() != nil {
 		return
 	}
@@ -500,7 +503,7 @@ func (w *Watchdog) confirm(ctx context.Context) {
 	for _, i := range idx {
 		timeout = max(timeout, w.m.ConfirmTimeout(i, w.s.Timeout))
 	}
-	res := w.probe(ctx, idx, timeout)
+	res := w.probe(ctx, idx, timeout, true)
 	if ctx.Err() != nil {
 		return
 	}
