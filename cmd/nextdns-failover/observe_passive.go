@@ -55,19 +55,10 @@ func (o *passiveObserver) Close() error {
 	return err
 }
 
-// seenOf turns the ledger's counters into health's evidence: answers that are not SERVFAIL or
-// REFUSED are good ones, and their mean RTT.
 func seenOf(st []passive.Stats) []health.Seen {
 	out := make([]health.Seen, len(st))
 	for i, s := range st {
-		var rtt time.Duration
-		if s.Answered > 0 {
-			rtt = s.RTTSum / time.Duration(s.Answered)
-		}
-		out[i] = health.Seen{
-			Answered: max(0, s.Answered-s.ServFail-s.Refused), RTT: rtt,
-			Silent: s.Silent, Failing: s.Failing, LastReply: s.LastReply,
-		}
+		out[i] = health.SeenFrom(s)
 	}
 	return out
 }

@@ -2,61 +2,54 @@ package health
 
 import (
 	"math/rand"
+	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/nextdns-failover/nextdns-failover/pkg/passive"
 )
 
-// ledger models what package passive reports for one upstream: client queries every gap,
-// each lost (query or reply) with probability loss, answered after rtt otherwise; Silent counts
-// expiries (after timeout) since the last reply.
-type ledger struct {
+// lan sends client queries to one upstream through the real passive.Ledger: one every gap,
+// each lost (query or reply) with probability loss, answered after rtt otherwise, nothing
+// answered from dark on.
+type lan struct {
 	rng               *rand.Rand
 	loss              float64
 	gap, rtt, timeout time.Duration
-	dark              time.Time // the upstream stops answering at dark (zero: never)
+	dark              time.Time // zero: never
 	next              time.Time
-	pending           []time.Time // send times of queries still waiting
-	replies           []time.Time // reply times to come
-	silent, answered  int
-	lastReply         time.Time
+	id                uint16
+	replies           []passive.Packet // replies still on their way
+	ledger            *passive.Ledger
+	up                netip.AddrPort
 }
 
-// advance runs the model up to now and returns the window's Seen.
-func (l *ledger) advance(now time.Time) Seen {
+func newLAN(rng *rand.Rand, loss float64, t0, dark time.Time) *lan {
+	up := netip.MustParseAddrPort("45.90.28.0:53")
+	return &lan{rng: rng, loss: loss, gap: 100 * time.Millisecond, rtt: 20 * time.Millisecond, timeout: sec,
+		dark: dark, next: t0, up: up, ledger: passive.NewLedger([]netip.AddrPort{up}, sec)}
+}
+
+// advance runs the LAN up to now and returns the ledger's view of the window.
+func (l *lan) advance(now time.Time) Seen {
 	for ; !l.next.After(now); l.next = l.next.Add(l.gap) {
+		l.id++
+		q := passive.Packet{At: l.next, Upstream: l.up, LocalPort: 40000, Query: true, ID: l.id}
+		l.ledger.Observe(q)
 		dead := !l.dark.IsZero() && !l.next.Before(l.dark)
-		if dead || l.rng.Float64() < l.loss {
-			l.pending = append(l.pending, l.next)
-		} else {
-			l.replies = append(l.replies, l.next.Add(l.rtt))
+		if !dead && l.rng.Float64() >= l.loss {
+			r := q
+			r.At, r.Query = l.next.Add(l.rtt), false
+			l.replies = append(l.replies, r)
 		}
 	}
-	// Events in time order: replies reset Silent, expiries grow it.
-	for len(l.replies) > 0 || len(l.pending) > 0 {
-		r, e := time.Time{}, time.Time{}
-		if len(l.replies) > 0 {
-			r = l.replies[0]
-		}
-		if len(l.pending) > 0 {
-			e = l.pending[0].Add(l.timeout)
-		}
-		switch {
-		case !r.IsZero() && !r.After(now) && (e.IsZero() || !r.After(e)):
-			l.replies = l.replies[1:]
-			l.silent, l.lastReply = 0, r
-			l.answered++
-		case !e.IsZero() && !e.After(now):
-			l.pending = l.pending[1:]
-			l.silent++
-		default:
-			s := Seen{Answered: l.answered, RTT: l.rtt, Silent: l.silent, LastReply: l.lastReply}
-			l.answered = 0
-			return s
-		}
+	for len(l.replies) > 0 && !l.replies[0].At.After(now) {
+		l.ledger.Expire(l.replies[0].At)
+		l.ledger.Observe(l.replies[0])
+		l.replies = l.replies[1:]
 	}
-	s := Seen{Answered: l.answered, RTT: l.rtt, Silent: l.silent, LastReply: l.lastReply}
-	l.answered = 0
-	return s
+	l.ledger.Expire(now)
+	return SeenFrom(l.ledger.Take(now)[0])
 }
 
 // simulate drives a machine (two NextDNS endpoints, one backup) with a busy LAN on the first
@@ -67,10 +60,11 @@ func simulate(t *testing.T, seed int64, loss float64, dark time.Duration, d time
 	t.Helper()
 	t0 := time.Unix(1e9, 0)
 	rng := rand.New(rand.NewSource(seed))
-	l := &ledger{rng: rng, loss: loss, gap: 100 * time.Millisecond, rtt: 20 * time.Millisecond, timeout: sec, next: t0}
+	var darkAt time.Time
 	if dark > 0 {
-		l.dark = t0.Add(dark)
+		darkAt = t0.Add(dark)
 	}
+	l := newLAN(rng, loss, t0, darkAt)
 	m := NewMachine(2, 1, 2, 3, false, 30*sec, t0)
 	m.SetMinGap(sec)
 	probeOK := func(i int, sends int, now time.Time) bool {
