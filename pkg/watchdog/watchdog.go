@@ -463,7 +463,7 @@ func (w *Watchdog) round(ctx context.Context) {
 	}
 	before := w.ups()
 	dec := w.m.RoundOf(now, obs)
-	w.logUpstreams(before, res, idx)
+	w.logUpstreams(before, res, idx, false)
 	w.settle(now, dec, offlineReason(res, idx, w.upstreams()))
 }
 
@@ -517,25 +517,26 @@ func (w *Watchdog) confirm(ctx context.Context) {
 			w.m.Tracker(i).ObserveAt(now, r.Up)
 		}
 	}
-	w.logUpstreams(before, res, idx)
+	w.logUpstreams(before, res, idx, true)
 	w.settle(now, w.m.Decide(now), offlineReason(res, idx, w.upstreams()))
 }
 
 func (w *Watchdog) ups() []bool { return append(w.m.PrimaryUp(), w.m.SecondaryUp()...) }
 
-// logUpstreams logs each upstream whose verdict changed since before.
-func (w *Watchdog) logUpstreams(before []bool, res []probe.Result, idx []int) {
+// logUpstreams logs each upstream whose verdict changed since before; confirm says the probes
+// were a confirmation of passive evidence.
+func (w *Watchdog) logUpstreams(before []bool, res []probe.Result, idx []int, confirm bool) {
 	ups, np := w.upstreams(), len(w.s.Primary)
 	for i, up := range w.ups() {
 		if before[i] == up {
 			continue
 		}
 		t := w.m.Tracker(i)
-		why := "client queries unanswered"
+		why := "client queries unanswered after a failed probe"
 		if k := slices.Index(idx, i); k >= 0 && k < len(res) && res[k].Err != nil {
-			why = res[k].Err.Error()
-			if t.Bad < t.FailAfter || t.Suspect {
-				why += ", confirming client queries unanswered"
+			why = fmt.Sprintf("%v (%d failed rounds)", res[k].Err, t.Bad)
+			if confirm {
+				why = fmt.Sprintf("confirmation probe: %v, after client queries went unanswered", res[k].Err)
 			}
 		}
 		if up {
