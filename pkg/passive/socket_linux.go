@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"os"
 	"syscall"
-
-	"golang.org/x/net/bpf"
 )
 
 // The packet socket is made with package syscall and handed to package os, as pkg/probe does
@@ -22,7 +20,7 @@ import (
 const ethPAll = 0x0003
 
 // openSocket opens the cooked packet socket with prog attached.
-func openSocket(prog []bpf.RawInstruction) (*os.File, error) {
+func openSocket(prog []insn) (*os.File, error) {
 	fd, err := syscall.Socket(syscall.AF_PACKET, syscall.SOCK_DGRAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, unavailable("socket", err)
@@ -39,7 +37,7 @@ func openSocket(prog []bpf.RawInstruction) (*os.File, error) {
 }
 
 // attach replaces the socket's filter with prog (atomically, in the kernel).
-func attach(rc syscall.RawConn, prog []bpf.RawInstruction) error {
+func attach(rc syscall.RawConn, prog []insn) error {
 	var err error
 	if cerr := rc.Control(func(fd uintptr) { err = attachFD(int(fd), prog) }); cerr != nil {
 		return cerr
@@ -48,7 +46,7 @@ func attach(rc syscall.RawConn, prog []bpf.RawInstruction) error {
 }
 
 // attachFD sets SO_ATTACH_FILTER on fd.
-func attachFD(fd int, prog []bpf.RawInstruction) error {
+func attachFD(fd int, prog []insn) error {
 	if len(prog) == 0 {
 		return fmt.Errorf("%w: empty filter", ErrUnavailable)
 	}

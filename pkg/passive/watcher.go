@@ -9,8 +9,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-
-	"golang.org/x/net/bpf"
 )
 
 // ErrUnavailable is wrapped by Open's error when this system cannot watch (no CAP_NET_RAW, no
@@ -60,15 +58,12 @@ func Open(upstreams []netip.AddrPort, timeout time.Duration, now func() time.Tim
 }
 
 // assemble builds the filter for upstreams in the kernel's form.
-func assemble(upstreams []netip.AddrPort) ([]bpf.RawInstruction, error) {
+func assemble(upstreams []netip.AddrPort) ([]insn, error) {
 	prog, err := filter(upstreams)
-	if err == nil {
-		var raw []bpf.RawInstruction
-		if raw, err = bpf.Assemble(prog); err == nil {
-			return raw, nil
-		}
+	if err != nil {
+		return nil, errors.Join(ErrUnavailable, err)
 	}
-	return nil, errors.Join(ErrUnavailable, err)
+	return prog, nil
 }
 
 // Run reads packets until ctx ends or the Watcher is closed, feeding the ledger.
