@@ -143,14 +143,7 @@ func TestFilterAndParse(t *testing.T) {
 		{"truncated DNS header: admitted, not parsed", craft{src: ap(router4, 40000), dst: upA, truncate: 30}, 40, nil},
 		{"query QR bit from the upstream: not parsed", craft{src: upA, dst: ap(router4, 40000)}, 40, nil},
 	}
-	prog, err := filter(ups)
-	if err != nil {
-		t.Fatal(err)
-	}
-	vm, err := bpf.NewVM(prog)
-	if err != nil {
-		t.Fatal(err)
-	}
+	vm := newVM(t, ups)
 	known := NewLedger(ups, time.Second).index
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -184,14 +177,7 @@ func TestFilterAndParse(t *testing.T) {
 func TestFilterNonIPAndEmpty(t *testing.T) {
 	arp := []byte{0x00, 0x01, 0x08, 0x00, 6, 4, 0, 1, 1, 2, 3, 4, 5, 6, 192, 0, 2, 1, 0, 0, 0, 0, 0, 0, 192, 0, 2, 2}
 	for _, ups := range [][]netip.AddrPort{nil, {upA, upB}} {
-		prog, err := filter(ups)
-		if err != nil {
-			t.Fatal(err)
-		}
-		vm, err := bpf.NewVM(prog)
-		if err != nil {
-			t.Fatal(err)
-		}
+		vm := newVM(t, ups)
 		for _, b := range [][]byte{arp, {}, {0x45}, craft{src: ap(router4, 1), dst: upA}.bytes()} {
 			n, _ := vm.Run(b)
 			if n != 0 && ups == nil {
@@ -207,19 +193,42 @@ func TestFilterManyUpstreams(t *testing.T) {
 		ups = append(ups, netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), 53))
 		ups = append(ups, netip.AddrPortFrom(netip.AddrFrom16([16]byte{0x20, 1, 0xd, 0xb8, 15: byte(i)}), 53))
 	}
-	prog, err := filter(ups)
-	if err != nil {
-		t.Fatal(err)
-	}
-	vm, err := bpf.NewVM(prog)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := bpf.Assemble(prog); err != nil {
-		t.Fatal(err)
-	}
+	vm := newVM(t, ups)
 	last := ups[len(ups)-1]
 	if n, _ := vm.Run(craft{src: last, dst: ap(router6, 9), reply: true}.bytes()); n != udp6Snap {
 		t.Errorf("last upstream's reply: filter returned %d", n)
 	}
+}
+
+// newVM returns x/net/bpf's VM running the very program the kernel gets for ups, after
+// checking that x/net/bpf decodes every instruction (no raw leftovers) and encodes them back
+// to the same bytes: the opcodes written by hand in bpf.go are x/net/bpf's.
+func newVM(t *testing.T, ups []netip.AddrPort) *bpf.VM {
+	t.Helper()
+	prog, err := filter(ups)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := make([]bpf.RawInstruction, len(prog))
+	for i, in := range prog {
+		raw[i] = bpf.RawInstruction{Op: in.Op, Jt: in.Jt, Jf: in.Jf, K: in.K}
+	}
+	ins, ok := bpf.Disassemble(raw)
+	if !ok {
+		t.Fatalf("x/net/bpf cannot decode the filter: %v", ins)
+	}
+	again, err := bpf.Assemble(ins)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range raw {
+		if again[i] != raw[i] {
+			t.Fatalf("instruction %d (%v): reassembles to %+v, want %+v", i, ins[i], again[i], raw[i])
+		}
+	}
+	vm, err := bpf.NewVM(ins)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return vm
 }

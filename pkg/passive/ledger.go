@@ -127,8 +127,13 @@ func NewLedger(upstreams []netip.AddrPort, timeout time.Duration) *Ledger {
 
 // normalize makes an upstream address comparable with what the wire shows: an IPv4-mapped
 // IPv6 address is the IPv4 address, and a zone is not on the wire.
+// (Not WithZone: it links package unique, 40 KB on mips, measured.)
 func normalize(ap netip.AddrPort) netip.AddrPort {
-	return netip.AddrPortFrom(ap.Addr().Unmap().WithZone(""), ap.Port())
+	a := ap.Addr().Unmap()
+	if a.Zone() != "" {
+		a = netip.AddrFrom16(a.As16())
+	}
+	return netip.AddrPortFrom(a, ap.Port())
 }
 
 // reset replaces the upstream list and timeout, keeping the stats and remembered queries of
