@@ -7,6 +7,5 @@ import (
 	"github.com/nextdns-failover/nextdns-failover/pkg/watchdog"
 )
 
-// observe opens the passive observer of dnsmasq's queries for the watchdog. Until package
-// passive is wired in, passive evidence is off and the status says so.
+// observe opens the passive observer of dnsmasq's queries for the watchdog (observe_passive.go).
 var observe func(ups []netip.AddrPort, timeout time.Duration) (watchdog.Observer, error)

@@ -1,8 +1,3 @@
-//go:build withpassive
-
-// This file wires package passive (branch `passive`) into the daemon. Once that package is
-// merged, delete the build line above.
-
 package main
 
 import (

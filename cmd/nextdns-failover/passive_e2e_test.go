@@ -1,5 +1,3 @@
-//go:build withpassive
-
 package main
 
 import (
