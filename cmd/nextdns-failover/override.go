@@ -95,7 +95,8 @@ func sendOverride(cfg string, r overrideRequest, stdout, stderr io.Writer) int {
 		return exitFail
 	}
 	st, err := status.Read(s.StatusFile)
-	if err != nil || st.State == "stopped" || st.Stale(time.Now()) {
+	// A stale status from a live watchdog (it cannot write the file) still names it.
+	if err != nil || st.State == "stopped" || (st.Stale(time.Now()) && !isWatchdog(st.PID)) {
 		fmt.Fprintf(stderr, "nextdns-failover: the watchdog is not running (start it: /etc/init.d/nextdns-failover start)\n")
 		return exitNotRunning
 	}

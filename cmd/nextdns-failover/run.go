@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
-	"log"
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -28,39 +30,48 @@ const gcPercent = 50
 const hookTimeout = 10 * time.Second
 
 func cmdRun(args []string, stdout, stderr io.Writer) int {
-	fs, cfg := flags("run", "[-c FILE] [-v]", stderr)
+	fs, cfg := flags("run", "[-c FILE] [-dhcp FILE] [-v]", stderr)
 	verbose := fs.Bool("v", false, "log every probe (debug)")
 	hookDir := fs.String("hooks", hooks.DefaultDir, "run the scripts in this `dir` on every state change")
+	dhcp := fs.String("dhcp", "", "read dnsmasq's dhcp config (instance, pid file, leak audit) from this `file` instead of dhcp_config: a copy the init script makes as root when the daemon runs as the dnsmasq user")
 	if code := parse(fs, args); code >= 0 {
 		return code
 	}
-	logger := log.New(stderr, "", 0) // procd adds the time and tag in syslog
-	logf := func(format string, a ...any) { logger.Printf(format, a...) }
+	logf := lineLogger(stdout, stderr)
 	debugf := func(string, ...any) {}
 	if *verbose {
-		debugf = func(format string, a ...any) { logger.Printf("debug: "+format, a...) }
+		debugf = func(format string, a ...any) { logf("debug: "+format, a...) }
 	}
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(gcPercent)
 	}
-	s, ok := load(*cfg, stderr)
-	if !ok {
+	loadConfig := func() (*config.Settings, error) {
+		s, err := config.Load(*cfg)
+		if err == nil && *dhcp != "" {
+			s.DHCPConfig = *dhcp
+		}
+		return s, err
+	}
+	s, err := loadConfig()
+	if err != nil {
+		fmt.Fprintf(stderr, "%v\n", err)
 		return exitFail
 	}
 	if !s.Enabled {
 		logf("%s: enabled is 0; not running (the servers-file is left as it is)", *cfg)
 		return exitOK
 	}
-	hk := hooks.New(*hookDir, hookTimeout, logf)
+	hk := hooks.New(*hookDir, hookTimeout, func(format string, a ...any) { logf("warning: "+format, a...) })
 	defer hk.Close()
 	w, err := watchdog.New(watchdog.Deps{
 		Config:  *cfg,
-		Load:    func() (*config.Settings, error) { return config.Load(*cfg) },
+		Load:    loadConfig,
 		PIDFile: pidFile,
 		Publish: publish,
 		OnChange: func(c watchdog.Change) {
 			hk.Fire(c.Old, c.New, c.Reason, c.Servers)
 		},
+		Observe: observe,
 		Logf:    logf,
 		Debugf:  debugf,
 		Version: version,
@@ -108,13 +119,35 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// publish writes the status file and, when configured, the metrics file.
+// publish writes the status file and, when configured, the metrics file. A failure of one
+// does not stop the other; each error names its file and its cause once (never the name of a
+// temporary file, which changes every round).
 func publish(s *config.Settings, st *status.Status) error {
+	var errs []error
 	if err := status.Write(s.StatusFile, st); err != nil {
-		return err
+		errs = append(errs, fmt.Errorf("status file %w", err))
 	}
 	if s.MetricsFile != "" {
-		return status.WriteMetrics(s.MetricsFile, st)
+		if err := status.WriteMetrics(s.MetricsFile, st); err != nil {
+			errs = append(errs, fmt.Errorf("metrics file %w", err))
+		}
 	}
-	return nil
+	return errors.Join(errs...)
+}
+
+// lineLogger prints one line per message: to stdout (procd: daemon.info), or to stderr
+// (daemon.err) when it starts "warning: " or "error: ". Lines are written whole, one at a
+// time, so the two streams never cut into each other's lines.
+func lineLogger(stdout, stderr io.Writer) func(format string, a ...any) {
+	var mu sync.Mutex
+	return func(format string, a ...any) {
+		line := fmt.Sprintf(format, a...)
+		w := stdout
+		if strings.HasPrefix(line, "warning: ") || strings.HasPrefix(line, "error: ") {
+			w = stderr
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		io.WriteString(w, strings.TrimRight(line, "\n")+"\n")
+	}
 }

@@ -30,6 +30,9 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 		return exitFail
 	}
 	now := time.Now()
+	// A stale status from a daemon that still runs: it cannot write the file (a full /tmp, a
+	// permission). Say so, and show the last state it published, not "not running".
+	running := st.Stale(now) && isWatchdog(st.PID)
 	if *asJSON {
 		stdout.Write(st.JSON())
 	} else {
@@ -38,9 +41,16 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 		if t.Err != nil {
 			warnings = append(warnings, fmt.Sprintf("cannot audit dnsmasq: %v", t.Err))
 		}
+		if running {
+			fmt.Fprintf(stdout, "note:      the watchdog (pid %d) runs but has not updated %s since %s: it cannot write it (see logread); the last state it published:\n",
+				st.PID, s.StatusFile, st.Updated.Local().Format("2006-01-02 15:04:05"))
+			shown := *st
+			shown.StaleAfter = 0
+			st = &shown
+		}
 		status.Format(stdout, st, now, warnings)
 	}
-	if st.Stale(now) || st.State == "stopped" {
+	if (st.Stale(now) && !running) || st.State == "stopped" {
 		return exitNotRunning
 	}
 	return exitOK

@@ -50,6 +50,11 @@ const (
 	// emptied by a flapping link (every switch empties it).
 	DefaultHoldDown = 30 * time.Second
 
+	// DefaultLinkIPInterval between calls of link_ip_url: NextDNS forgets a linked IP only when
+	// another one is linked, and the WAN-up trigger covers most address changes; half an hour
+	// catches the rest (a lease renewed with a new address) at 48 calls a day.
+	DefaultLinkIPInterval = 30 * time.Minute
+
 	DefaultDHCPConfig  = "/etc/config/dhcp"
 	DefaultServersFile = "/var/run/nextdns-failover/servers.conf"
 	DefaultStatusFile  = "/var/run/nextdns-failover/status.json"
@@ -183,6 +188,9 @@ func Defaults() *Settings {
 		DHCPConfig:   DefaultDHCPConfig,
 		ServersFile:  DefaultServersFile,
 		StatusFile:   DefaultStatusFile,
+
+		Passive:        true,
+		LinkIPInterval: DefaultLinkIPInterval,
 	}
 }
 
@@ -201,7 +209,7 @@ func (v *validator) add(line int, opt, msg string) {
 var options = []string{
 	"enabled", "mode", "primary", "secondary", "probe_name", "interval", "fast_interval", "timeout",
 	"fail_after", "recover_after", "hold_down", "dhcp_config", "dnsmasq_instance", "servers_file",
-	"pid_file", "status_file", "metrics_file",
+	"pid_file", "status_file", "metrics_file", "passive", "link_ip_url", "link_ip_interval",
 }
 
 func (v *validator) section(sec *uci.Section) {
@@ -256,6 +264,15 @@ func (v *validator) section(sec *uci.Section) {
 			s.PIDFile, err = parsePath(val)
 		case "metrics_file":
 			s.MetricsFile, err = parsePath(val)
+		case "passive":
+			s.Passive, err = parseBool(val)
+		case "link_ip_url":
+			s.LinkIPURL, err = parseLinkURL(val)
+		case "link_ip_interval":
+			s.LinkIPInterval, err = parseDuration(val)
+			if err == "" && s.LinkIPInterval < time.Minute {
+				err = fmt.Sprintf("%s is shorter than 1m (valid: 1m to 24h; NextDNS needs one call per address change)", quote(val))
+			}
 		case "dnsmasq_instance":
 			s.DnsmasqInstance, err = parseSectionName(val)
 		default:
@@ -306,8 +323,16 @@ func (v *validator) upstreams(o *uci.Option) []Upstream {
 			v.add(o.Lines[i], o.Name, err.Error())
 			continue
 		}
-		if slices.Contains(out, u) || (o.Name == "secondary" && slices.Contains(v.s.Primary, u)) {
+		if slices.Contains(out, u) {
 			v.add(o.Lines[i], o.Name, fmt.Sprintf("%s is listed twice (valid: each upstream once)", u))
+			continue
+		}
+		other, otherName := v.s.Secondary, "secondary"
+		if o.Name == "secondary" {
+			other, otherName = v.s.Primary, "primary"
+		}
+		if slices.Contains(other, u) {
+			v.add(o.Lines[i], o.Name, fmt.Sprintf("%s is also a %s upstream (line %d) (valid: each upstream in one list)", u, otherName, v.lines[u]))
 			continue
 		}
 		out = append(out, u)
@@ -426,6 +451,25 @@ func parseDuration(s string) (time.Duration, string) {
 		return 0, fmt.Sprintf("%s is not a positive duration from %s to %s", quote(s), minDuration, maxDuration)
 	}
 	return d, ""
+}
+
+// parseLinkURL accepts an https:// URL of printable ASCII without spaces. Its path holds the
+// user's secret, so the message never repeats the value.
+func parseLinkURL(s string) (string, string) {
+	rest, ok := strings.CutPrefix(s, "https://")
+	if !ok {
+		return "", "is not an https:// URL (valid: the NextDNS link IP URL, https://link-ip.nextdns.io/<id>/<key>)"
+	}
+	host, _, _ := strings.Cut(rest, "/")
+	if host == "" || len(s) > 512 {
+		return "", "is not an https:// URL with a host (valid: https://link-ip.nextdns.io/<id>/<key>)"
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f || s[i] == '\'' || s[i] == '"' || s[i] == '\\' {
+			return "", "contains a space, quote, control or non-ASCII character (valid: https://link-ip.nextdns.io/<id>/<key>)"
+		}
+	}
+	return s, ""
 }
 
 func parseCount(s string) (int, string) {

@@ -139,7 +139,16 @@ func TestProblems(t *testing.T) {
 		{"a NUL byte", "config settings 'settings'\n\tlist primary '1.2.3.4\x00'\n", []string{"test:2: Parse error (NUL byte"}},
 		{"duplicates", "config settings 'settings'\n\tlist primary '45.90.28.0'\n\tlist primary '45.90.28.0#53'\n\tlist secondary '45.90.28.0'\n", []string{
 			"test:3: option 'primary': 45.90.28.0 is listed twice",
-			"test:4: option 'secondary': 45.90.28.0 is listed twice",
+			"test:4: option 'secondary': 45.90.28.0 is also a primary upstream (line 2)",
+		}},
+		// Issue 15.9: the install's uci delete + add_list puts primary last; same verdict.
+		{"same upstream in both lists, secondary first", "config settings 'settings'\n\tlist secondary '9.9.9.9'\n\tlist primary '45.90.28.0'\n\tlist primary '9.9.9.9'\n", []string{
+			"test:4: option 'primary': 9.9.9.9 is also a secondary upstream (line 2)",
+		}},
+		{"link IP URL and passive", "config settings 'settings'\n\tlist primary '45.90.28.0'\n\toption link_ip_url 'http://link-ip.nextdns.io/abc/SECRET'\n\toption link_ip_interval '10s'\n\toption passive 'maybe'\n", []string{
+			"test:3: option 'link_ip_url': is not an https:// URL",
+			"test:4: option 'link_ip_interval': \"10s\" is shorter than 1m",
+			"test:5: option 'passive': \"maybe\" is not a boolean",
 		}},
 		{"fast interval longer than the interval", "config settings 'settings'\n\tlist primary '45.90.28.0'\n\toption fast_interval '5s'\n\toption interval '2s'\n", []string{
 			"test:3: option 'fast_interval': 5s is longer than interval 2s",
@@ -168,6 +177,27 @@ func TestProblems(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestNewOptions(t *testing.T) {
+	s, err := Read("test", strings.NewReader("config settings 'settings'\n\tlist primary '45.90.28.0'\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Passive || s.LinkIPURL != "" || s.LinkIPInterval != 30*time.Minute {
+		t.Errorf("defaults: passive %v, link_ip_url %q, link_ip_interval %s", s.Passive, s.LinkIPURL, s.LinkIPInterval)
+	}
+	s, err = Read("test", strings.NewReader("config settings 'settings'\n\tlist primary '45.90.28.0'\n\toption passive '0'\n\toption link_ip_url 'https://link-ip.nextdns.io/abc/def'\n\toption link_ip_interval '1h'\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Passive || s.LinkIPURL != "https://link-ip.nextdns.io/abc/def" || s.LinkIPInterval != time.Hour {
+		t.Errorf("set: passive %v, link_ip_url %q, link_ip_interval %s", s.Passive, s.LinkIPURL, s.LinkIPInterval)
+	}
+	_, err = Read("test", strings.NewReader("config settings 'settings'\n\tlist primary '45.90.28.0'\n\toption link_ip_url 'http://x/SECRET'\n"))
+	if err == nil || strings.Contains(err.Error(), "SECRET") {
+		t.Errorf("a bad link_ip_url must be refused without repeating it: %v", err)
 	}
 }
 

@@ -55,4 +55,8 @@ type Settings struct {
 	PIDFile         string // dnsmasq's pid file; empty = derived from the instance
 	StatusFile      string // where the daemon publishes its state
 	MetricsFile     string // optional Prometheus textfile; empty = none
+
+	Passive        bool          // watch dnsmasq's own queries (a packet socket) as health evidence
+	LinkIPURL      string        // NextDNS "link IP" URL (https://); empty = none. Secret: never log it
+	LinkIPInterval time.Duration // how often the link IP URL is called
 }

@@ -43,13 +43,17 @@ func ParseState(s string) (State, error) {
 // Plan decides dnsmasq's server list, first server first, for the state st. up reports
 // whether an upstream currently answers; nil counts every upstream as up.
 //
-//   - availability, Healthy: the primaries only, the up ones first (each group in config order);
-//   - availability, Failover: the up secondaries, then the primaries (up ones first);
-//   - privacy, any state but Stopped: the primaries only, up ones first;
+//   - availability, Healthy, and privacy in any state but Stopped: the primaries that are up
+//     (all of them when none is), config order;
+//   - availability, Failover: the secondaries that are up (all of them when none is), config
+//     order, and no NextDNS endpoint;
 //   - Stopped: the primaries in config order, then in availability mode the secondaries.
 //
-// An unknown state plans like Healthy, which never lists a backup. The list holds each
-// upstream once and is never empty while s has a primary.
+// A server that is down is left out while another one of its group is up: dnsmasq sends a
+// client's resend to the server it first used while that server is listed (even last), so a
+// dead server anywhere in the list loses the queries sent to it. An unknown state plans like
+// Healthy, which never lists a backup. The list holds each upstream once and is never empty
+// while s has a primary (and, for Failover, a secondary).
 func Plan(s *config.Settings, st State, up func(config.Upstream) bool) []config.Upstream {
 	if up == nil {
 		up = func(config.Upstream) bool { return true }
@@ -64,9 +68,14 @@ func Plan(s *config.Settings, st State, up func(config.Upstream) bool) []config.
 			}
 		}
 	}
-	isUp := up
-	isDown := func(u config.Upstream) bool { return !up(u) }
 	all := func(config.Upstream) bool { return true }
+	// upOrAll adds the up members of us, or all of them when none is up.
+	upOrAll := func(us []config.Upstream) {
+		add(us, up)
+		if len(out) == 0 {
+			add(us, all)
+		}
+	}
 
 	switch {
 	case st == Stopped:
@@ -74,13 +83,10 @@ func Plan(s *config.Settings, st State, up func(config.Upstream) bool) []config.
 		if s.Mode != config.Privacy {
 			add(s.Secondary, all)
 		}
-	case st == Failover && s.Mode != config.Privacy:
-		add(s.Secondary, isUp)
-		add(s.Primary, isUp)
-		add(s.Primary, isDown)
+	case st == Failover && s.Mode != config.Privacy && len(s.Secondary) > 0:
+		upOrAll(s.Secondary)
 	default:
-		add(s.Primary, isUp)
-		add(s.Primary, isDown)
+		upOrAll(s.Primary)
 	}
 	return out
 }

@@ -113,3 +113,15 @@ func checkServerLine(line string) error {
 	}
 	return nil
 }
+
+// StateOf reads the state Render wrote into a servers-file's header ("# state: failover"),
+// so a restarted daemon knows what the file stands for without re-rendering it (the list
+// depends on which upstreams were up). ok is false for a file Render did not write.
+func StateOf(content []byte) (st State, ok bool) {
+	for _, line := range strings.SplitN(string(content), "\n", 4)[:min(3, strings.Count(string(content), "\n"))] {
+		if v, found := strings.CutPrefix(line, "# state: "); found && State(v).Valid() {
+			return State(v), true
+		}
+	}
+	return "", false
+}

@@ -164,3 +164,20 @@ func FuzzRender(f *testing.F) {
 		}
 	})
 }
+
+func TestStateOf(t *testing.T) {
+	for _, st := range States() {
+		b, err := Render(st, ups(t, q1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, ok := StateOf(b); !ok || got != st {
+			t.Errorf("StateOf(Render(%s)) = %s, %v", st, got, ok)
+		}
+	}
+	for _, in := range []string{"", "server=9.9.9.9\n", "# state: bogus\nserver=9.9.9.9\n", "# a\n# b\n# c\n# state: failover\n", "# state: failover"} {
+		if got, ok := StateOf([]byte(in)); ok {
+			t.Errorf("StateOf(%q) = %s, want none", in, got)
+		}
+	}
+}

@@ -7,15 +7,34 @@ import (
 	"time"
 )
 
-// Tracker is one upstream's health with hysteresis: it turns down after FailAfter consecutive
-// failed rounds and up again after RecoverAfter consecutive good ones, so a single lost probe
-// changes nothing.
+// Tracker is one upstream's health with hysteresis: it turns down after FailAfter failed
+// observations and up again after RecoverAfter consecutive good ones, so a single lost probe
+// changes nothing. Failures count only when at least MinGap apart (the fast interval): a reload's
+// extra round, a moment after a failed one, is not the independent evidence FailAfter asks for.
+// A confirmed failure (Down) turns it down at once.
 type Tracker struct {
 	FailAfter, RecoverAfter int
+	MinGap                  time.Duration
 
 	Up   bool // starts up: the watchdog starts from the healthy list
-	Good int  // consecutive good rounds (0 after a failure)
-	Bad  int  // consecutive failed rounds (0 after a success)
+	Good int  // consecutive good observations (0 after a failure)
+	Bad  int  // counted failures since the last success (0 after a success)
+
+	// Suspect: passive evidence (client queries unanswered, a run of SERVFAIL) says it may have
+	// stopped answering; a failed probe now confirms it. Cleared by any good observation.
+	Suspect bool
+	// Traffic: it answered client queries since the last round, so that round need not probe it.
+	Traffic bool
+	// LastProbe is when it was last probed; RTT is a smoothed round-trip time (probes and
+	// client queries), for the confirmation timeout.
+	LastProbe time.Time
+	RTT       time.Duration
+	// Misses: our own probes that failed since the last good observation. The passive observer
+	// sees our probes too, so that many of its silent queries may be ours: only the rest is
+	// evidence from clients.
+	Misses int
+
+	lastBad time.Time
 }
 
 // NewTracker returns a tracker that starts up.
@@ -23,17 +42,27 @@ func NewTracker(failAfter, recoverAfter int) Tracker {
 	return Tracker{FailAfter: failAfter, RecoverAfter: recoverAfter, Up: true}
 }
 
-// Observe records one round's result and reports whether Up changed.
-func (t *Tracker) Observe(ok bool) bool {
+// Observe records one round's result and reports whether Up changed. It keeps no clock: a
+// tracker fed with Observe counts every failure (MinGap is applied by ObserveAt).
+func (t *Tracker) Observe(ok bool) bool { return t.ObserveAt(time.Time{}, ok) }
+
+// ObserveAt records a result seen at now and reports whether Up changed. A failure less than
+// MinGap after the last counted one resets Good but does not count again.
+func (t *Tracker) ObserveAt(now time.Time, ok bool) bool {
 	if ok {
-		t.Good, t.Bad = t.Good+1, 0
+		t.Good, t.Bad, t.Suspect, t.Misses = t.Good+1, 0, false, 0
 		if !t.Up && t.Good >= t.RecoverAfter {
 			t.Up = true
 			return true
 		}
 		return false
 	}
-	t.Good, t.Bad = 0, t.Bad+1
+	t.Good = 0
+	t.Misses++
+	if t.Bad > 0 && !now.IsZero() && now.Sub(t.lastBad) < t.MinGap && !now.Before(t.lastBad) {
+		return false
+	}
+	t.Bad, t.lastBad = t.Bad+1, now
 	if t.Up && t.Bad >= t.FailAfter {
 		t.Up = false
 		return true
@@ -41,10 +70,31 @@ func (t *Tracker) Observe(ok bool) bool {
 	return false
 }
 
+// Down marks a confirmed failure: down at once. It reports whether Up changed.
+func (t *Tracker) Down(now time.Time) bool {
+	t.Good, t.Bad, t.lastBad, t.Suspect = 0, max(t.Bad+1, t.FailAfter), now, false
+	changed := t.Up
+	t.Up = false
+	return changed
+}
+
 // Unsettled reports whether the last round disagreed with the state: a failure while up or a
 // success while down. Rounds then come at the fast interval until the question is settled.
 func (t *Tracker) Unsettled() bool {
-	return (t.Up && t.Bad > 0) || (!t.Up && t.Good > 0)
+	return (t.Up && (t.Bad > 0 || t.Suspect)) || (!t.Up && t.Good > 0)
+}
+
+// rtt folds one measured round-trip time into the smoothed one (weight 1/4: a single slow answer
+// does not stretch the confirmation timeout much).
+func (t *Tracker) rtt(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	if t.RTT == 0 {
+		t.RTT = d
+		return
+	}
+	t.RTT += (d - t.RTT) / 4
 }
 
 // State is which side dnsmasq is using.
@@ -119,6 +169,14 @@ func (d *Decider) Hold() time.Duration { return d.hold }
 // Decide takes the up/down verdicts of this round (primary and secondary, config order) and the
 // time of the round, and returns what dnsmasq should use.
 func (d *Decider) Decide(now time.Time, primaryUp, secondaryUp []bool) Decision {
+	return d.decide(now, primaryUp, secondaryUp, secondaryUp)
+}
+
+// decide is Decide with a second view of the backups: answering is the backups whose latest
+// observation was good. Failing over needs one of those (backups that failed the very probes
+// that found NextDNS down mean the router's own network is down: offline), and so does the
+// hold-down: with every backup failing while NextDNS answers, it fails back at once.
+func (d *Decider) decide(now time.Time, primaryUp, secondaryUp, answering []bool) Decision {
 	before := d.State()
 	// Times come from a monotonic clock in the daemon, so the wall clock jumping (a router without
 	// an RTC boots in 1970 and NTP fixes it later) never reaches here. A clock that goes backward
@@ -145,6 +203,9 @@ func (d *Decider) Decide(now time.Time, primaryUp, secondaryUp []bool) Decision 
 	case d.Privacy:
 		d.offline = false
 		reason = fmt.Sprintf("%d of %d NextDNS upstreams up", count(primaryUp), len(primaryUp))
+	case d.state == Healthy && !anyP && count(answering) == 0:
+		d.offline = true
+		reason = fmt.Sprintf("all %d NextDNS upstreams down and the %d backups failing too; list unchanged", len(primaryUp), len(secondaryUp))
 	case d.state == Healthy && !anyP:
 		d.offline = false
 		if !d.backAt.IsZero() && now.Sub(d.backAt) < flapWindow {
@@ -154,12 +215,16 @@ func (d *Decider) Decide(now time.Time, primaryUp, secondaryUp []bool) Decision 
 		reason = fmt.Sprintf("all %d NextDNS upstreams down, %d of %d backups up; hold-down %s", len(primaryUp), count(secondaryUp), len(secondaryUp), d.hold)
 	case d.state == Failover && anyP:
 		d.offline = false
-		if wait := d.hold - now.Sub(d.failedAt); wait > 0 {
+		// The hold-down never keeps dnsmasq on backups that fail while NextDNS answers.
+		if wait := d.hold - now.Sub(d.failedAt); wait > 0 && count(answering) > 0 {
 			reason = fmt.Sprintf("%d of %d NextDNS upstreams up again; failing back in %s (hold-down %s)", count(primaryUp), len(primaryUp), wait.Round(time.Second), d.hold)
 			break
 		}
 		d.state, d.backAt = Healthy, now
 		reason = fmt.Sprintf("%d of %d NextDNS upstreams answering again, after %s failed over", count(primaryUp), len(primaryUp), now.Sub(d.failedAt).Round(time.Second))
+		if count(answering) == 0 {
+			reason += "; the backups fail, so the hold-down is cut short"
+		}
 	case d.state == Failover:
 		d.offline = false
 		reason = fmt.Sprintf("all NextDNS upstreams still down, %d of %d backups up", count(secondaryUp), len(secondaryUp))
@@ -187,7 +252,67 @@ func count(up []bool) int {
 	return n
 }
 
-// Machine is the trackers of every upstream and the decider, fed one round at a time.
+// Passive evidence and probe economy. Why each value is what it is:
+const (
+	// SuspectSilent distinct client queries unanswered past the timeout, with no reply from the
+	// upstream in between, make it suspect. Under 10% random loss on a LAN sending 10 queries a
+	// second, two such queries in a row come about once in 15 s (both lost, and the one query
+	// in the 100 ms between their expiries lost too: 0.19^3 per query), three about once in
+	// 7 minutes (0.19^5). A stopped upstream reaches three 200 ms after its first expiry; the
+	// quiet rule below usually fires first anyway.
+	SuspectSilent = 3
+	// SuspectFailing SERVFAIL or REFUSED replies in a row make it suspect. A broken domain makes
+	// one or two (a client and its retry); three in a row with no other answer between is a
+	// resolver in trouble. It only costs a confirmation probe when wrong.
+	SuspectFailing = 3
+	// StandbyEvery: a healthy upstream that carries no client traffic and is not the one
+	// dnsmasq asks first (the second NextDNS endpoint under strict-order, the backups while
+	// NextDNS answers) is probed this often. The first NextDNS endpoint of an idle LAN is still
+	// probed every interval, and everything is probed every round while anything is in doubt.
+	StandbyEvery = time.Minute
+	// ConfirmAttempts: a confirmation probe sends its query this many times within its short
+	// timeout, so that random loss almost never fails one (10% loss each way: 0.19^5 = 0.025%),
+	// while a dead upstream fails it in the same time.
+	ConfirmAttempts = 5
+	// minConfirm and confirmRTTs bound the confirmation probe's timeout: several smoothed RTTs,
+	// never under 200 ms (a loaded link), never over the configured timeout. A confirmation must
+	// end before a musl client resends (2.5 s after its query, itself unanswered for a timeout).
+	minConfirm  = 200 * time.Millisecond
+	confirmRTTs = 8
+)
+
+// Seen is one upstream's passive observations since the last look (from package passive).
+type Seen struct {
+	Answered  int           // client queries it answered in the window
+	RTT       time.Duration // their mean round-trip time (0 when none)
+	Silent    int           // distinct queries unanswered past the timeout since its last reply
+	Failing   int           // SERVFAIL/REFUSED replies in a row
+	LastReply time.Time     // zero when it never replied
+}
+
+// suspicious reports whether s is suspicious: enough unanswered queries with no reply between
+// (SuspectSilent), a run of SERVFAIL/REFUSED (SuspectFailing), or one query unanswered past
+// the timeout while nothing at all came back from the upstream for as long (the quiet rule: the
+// first query into an outage after an idle LAN, and, on a busy LAN, the first expiry after a
+// blackhole, 1 timeout after it began; a busy LAN with random loss always has a reply within a
+// timeout).
+func (s Seen) suspicious(now time.Time, timeout time.Duration) bool {
+	return s.Silent >= SuspectSilent || s.Failing >= SuspectFailing ||
+		(s.Silent >= 1 && (s.LastReply.IsZero() || now.Sub(s.LastReply) >= timeout))
+}
+
+// Obs is one upstream's result in a round.
+type Obs int8
+
+// Observations of a round.
+const (
+	NotProbed Obs = iota // skipped this round (no evidence either way)
+	Good                 // answered a probe (or client queries)
+	Bad                  // failed a probe
+)
+
+// Machine is the trackers of every upstream and the decider, fed one round at a time, plus
+// passive evidence between rounds.
 type Machine struct {
 	Primary, Secondary []Tracker
 	Decider            *Decider
@@ -205,11 +330,33 @@ func NewMachine(nPrimary, nSecondary, failAfter, recoverAfter int, privacy bool,
 	return m
 }
 
+// SetMinGap sets every tracker's MinGap (the fast interval).
+func (m *Machine) SetMinGap(g time.Duration) {
+	for i := range m.Primary {
+		m.Primary[i].MinGap = g
+	}
+	for i := range m.Secondary {
+		m.Secondary[i].MinGap = g
+	}
+}
+
+// Tracker returns upstream i's tracker: primaries first, then secondaries.
+func (m *Machine) Tracker(i int) *Tracker {
+	if i < len(m.Primary) {
+		return &m.Primary[i]
+	}
+	return &m.Secondary[i-len(m.Primary)]
+}
+
+// Len is the number of upstreams.
+func (m *Machine) Len() int { return len(m.Primary) + len(m.Secondary) }
+
 // StartFailedOver puts a machine that has seen no round yet into the failover state at now:
 // for a daemon restarted (after a crash, say) while the servers-file holds the failover list,
-// so that it keeps that list instead of going back to NextDNS and failing over again. The
-// primaries count as down, and the hold-down counts as served: NextDNS only has to answer
-// RecoverAfter rounds to get the traffic back.
+// or a reload that changed the upstreams while failed over, so that it keeps that list instead
+// of going back to NextDNS and failing over again. The primaries count as down, and the
+// hold-down counts as served: NextDNS only has to answer RecoverAfter rounds to get the
+// traffic back.
 func (m *Machine) StartFailedOver(now time.Time) {
 	for i := range m.Primary {
 		t := &m.Primary[i]
@@ -219,20 +366,140 @@ func (m *Machine) StartFailedOver(now time.Time) {
 	d.state, d.offline, d.since, d.failedAt = Failover, false, now, now.Add(-d.hold)
 }
 
-// Round records one round's probe results (config order) and decides.
+// Round records one round's probe results (config order, every upstream probed) and decides.
 func (m *Machine) Round(now time.Time, primaryOK, secondaryOK []bool) Decision {
-	return m.Decider.Decide(now, observe(m.Primary, primaryOK), observe(m.Secondary, secondaryOK))
+	obs := make([]Obs, 0, m.Len())
+	for _, ok := range append(append([]bool{}, primaryOK...), secondaryOK...) {
+		obs = append(obs, map[bool]Obs{true: Good, false: Bad}[ok])
+	}
+	return m.RoundOf(now, obs)
 }
 
-func observe(ts []Tracker, ok []bool) []bool {
-	up := make([]bool, len(ts))
-	for i := range ts {
-		if i < len(ok) {
-			ts[i].Observe(ok[i])
+// RoundOf records one round (config order: primaries, then secondaries) and decides. An
+// upstream that answered client queries since the last round (Traffic) counts as good when it
+// was not probed. A failed probe of a suspect upstream confirms the suspicion: down at once.
+func (m *Machine) RoundOf(now time.Time, obs []Obs) Decision {
+	for i := range m.Len() {
+		t := m.Tracker(i)
+		o := NotProbed
+		if i < len(obs) {
+			o = obs[i]
 		}
-		up[i] = ts[i].Up
+		if o != NotProbed {
+			t.LastProbe = now
+		}
+		switch {
+		case o == Bad && t.Suspect:
+			t.Down(now)
+		case o == Bad:
+			t.ObserveAt(now, false)
+		case o == Good || t.Traffic:
+			t.ObserveAt(now, true)
+		}
+		t.Traffic = false
 	}
-	return up
+	return m.decide(now)
+}
+
+func (m *Machine) decide(now time.Time) Decision {
+	answering := make([]bool, len(m.Secondary))
+	for i, t := range m.Secondary {
+		answering[i] = t.Up && t.Bad == 0
+	}
+	return m.Decider.decide(now, m.PrimaryUp(), m.SecondaryUp(), answering)
+}
+
+// Passive takes passive observations (config order; nil entries for upstreams not watched) at
+// now and returns the upstreams to confirm with a probe at once: up ones that became suspect.
+// An upstream already failing its probes (Bad > 0) needs no confirmation: the passive silence
+// confirms the failed probe, and it is down at once; then changed is true and the caller
+// decides with Decide. timeout is the configured probe timeout.
+func (m *Machine) Passive(now time.Time, seen []*Seen, timeout time.Duration) (confirm []int, changed bool) {
+	for i, s := range seen {
+		if s == nil || i >= m.Len() {
+			continue
+		}
+		t := m.Tracker(i)
+		if s.Answered > 0 {
+			t.Traffic = true
+			t.rtt(s.RTT)
+		}
+		clients := *s
+		clients.Silent = max(0, s.Silent-t.Misses) // the silent queries that are not our probes
+		if !t.Up || !clients.suspicious(now, timeout) {
+			continue
+		}
+		if t.Bad > 0 {
+			t.Down(now)
+			changed = true
+			continue
+		}
+		if !t.Suspect {
+			t.Suspect = true
+			confirm = append(confirm, i)
+		}
+	}
+	return confirm, changed
+}
+
+// Confirm records the result of a confirmation probe of upstream i: a failure is down at once.
+func (m *Machine) Confirm(now time.Time, i int, ok bool, rtt time.Duration) {
+	t := m.Tracker(i)
+	t.LastProbe = now
+	if ok {
+		t.Suspect, t.Misses = false, 0
+		t.rtt(rtt)
+		return
+	}
+	t.Misses++
+	t.Down(now)
+}
+
+// Decide decides on the trackers as they stand (after Passive or Confirm).
+func (m *Machine) Decide(now time.Time) Decision { return m.decide(now) }
+
+// Probed records a probe's RTT of a good probe of upstream i, for the confirmation timeout.
+func (m *Machine) Probed(i int, rtt time.Duration) { m.Tracker(i).rtt(rtt) }
+
+// ConfirmTimeout is how long a confirmation probe of upstream i may wait: confirmRTTs smoothed
+// RTTs, at least minConfirm, at most timeout.
+func (m *Machine) ConfirmTimeout(i int, timeout time.Duration) time.Duration {
+	return min(max(confirmRTTs*m.Tracker(i).RTT, minConfirm), timeout)
+}
+
+// Due says which upstreams a round at now should probe, config order. Everything is probed
+// while anything is in doubt or the list is not the healthy one; otherwise an upstream that
+// answered client queries since the last round is not probed (it counts as good), the first
+// NextDNS endpoint that is up is probed every round (an idle LAN), and the others, standing by,
+// every StandbyEvery.
+func (m *Machine) Due(now time.Time) []bool {
+	due := make([]bool, m.Len())
+	doubt := m.Decider.State() != Healthy
+	for i := range m.Primary {
+		if m.Primary[i].Unsettled() {
+			doubt = true
+		}
+	}
+	first := -1
+	for i := range m.Primary {
+		if m.Primary[i].Up {
+			first = i
+			break
+		}
+	}
+	for i := range due {
+		t := m.Tracker(i)
+		switch {
+		case doubt, i < len(m.Primary) && !t.Up:
+			due[i] = true
+		case t.Traffic:
+		case i == first:
+			due[i] = true
+		default:
+			due[i] = t.LastProbe.IsZero() || now.Sub(t.LastProbe) >= StandbyEvery || now.Before(t.LastProbe)
+		}
+	}
+	return due
 }
 
 // Unsettled reports whether the next round should come at the fast interval: a probe disagreed

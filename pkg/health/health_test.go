@@ -208,3 +208,130 @@ func TestClockJumps(t *testing.T) {
 		t.Errorf("a forward jump with one failed round failed over: %s", d.State)
 	}
 }
+
+func TestFailuresCountOnlyFastIntervalApart(t *testing.T) {
+	t0 := time.Unix(1e9, 0)
+	tr := NewTracker(2, 3)
+	tr.MinGap = sec
+	tr.ObserveAt(t0, false)
+	if tr.ObserveAt(t0.Add(100*time.Millisecond), false) || !tr.Up || tr.Bad != 1 {
+		t.Fatalf("a second failure 100 ms later counted: %+v", tr)
+	}
+	if !tr.ObserveAt(t0.Add(sec), false) || tr.Up {
+		t.Fatalf("a failure 1 s later must count: %+v", tr)
+	}
+}
+
+func TestSuspicion(t *testing.T) {
+	now := time.Unix(1e9, 0)
+	cases := []struct {
+		name string
+		seen Seen
+		want bool
+	}{
+		{"answers only", Seen{Answered: 30, LastReply: now}, false},
+		{"one lost query among answers (random loss)", Seen{Answered: 30, Silent: 1, LastReply: now.Add(-50 * time.Millisecond)}, false},
+		{"two silent in a row", Seen{Silent: SuspectSilent, LastReply: now.Add(-1100 * time.Millisecond)}, true},
+		{"one silent on a quiet LAN, nothing back for a timeout", Seen{Silent: 1, LastReply: now.Add(-30 * sec)}, true},
+		{"one silent, never any reply", Seen{Silent: 1}, true},
+		{"two SERVFAIL", Seen{Failing: SuspectFailing - 1, LastReply: now}, false},
+		{"a run of SERVFAIL", Seen{Failing: SuspectFailing, LastReply: now}, true},
+	}
+	for _, c := range cases {
+		if got := c.seen.suspicious(now, sec); got != c.want {
+			t.Errorf("%s: suspicious = %v", c.name, got)
+		}
+	}
+}
+
+func TestPassiveConfirmation(t *testing.T) {
+	t0 := time.Unix(1e9, 0)
+	m := NewMachine(2, 1, 2, 3, false, 30*sec, t0)
+	m.SetMinGap(sec)
+	silent := &Seen{Silent: 2, LastReply: t0}
+	confirm, changed := m.Passive(t0.Add(2*sec), []*Seen{silent, nil, nil}, sec)
+	if len(confirm) != 1 || confirm[0] != 0 || changed || !m.Primary[0].Suspect {
+		t.Fatalf("confirm %v, changed %v: want upstream 0 confirmed", confirm, changed)
+	}
+	if got := m.ConfirmTimeout(0, sec); got != minConfirm {
+		t.Errorf("confirm timeout %s without an RTT, want %s", got, minConfirm)
+	}
+	m.Confirm(t0.Add(2200*time.Millisecond), 0, false, 0)
+	m.Confirm(t0.Add(2200*time.Millisecond), 1, false, 0)
+	d := m.Decide(t0.Add(2200 * time.Millisecond))
+	if d.State != Failover {
+		t.Fatalf("after failed confirmations: %s (%s)", d.State, d.Reason)
+	}
+
+	// A failed round probe plus passive silence is a confirmation by itself; the silence of
+	// our own failed probe (the observer sees it too) is not.
+	m = NewMachine(1, 1, 2, 3, false, 30*sec, t0)
+	m.RoundOf(t0, []Obs{Bad, Good})
+	if _, changed := m.Passive(t0.Add(sec), []*Seen{{Silent: 1}, nil}, sec); changed || !m.Primary[0].Up {
+		t.Errorf("the silence of our own lost probe took the primary down")
+	}
+	if _, changed := m.Passive(t0.Add(sec), []*Seen{{Silent: 2}, nil}, sec); !changed || m.Primary[0].Up {
+		t.Errorf("a client's silence after a failed probe did not take the primary down")
+	}
+	// A good confirmation clears the suspicion; the RTT shapes the next timeout.
+	m = NewMachine(1, 1, 2, 3, false, 30*sec, t0)
+	m.Passive(t0, []*Seen{{Silent: 2}, nil}, sec)
+	m.Confirm(t0, 0, true, 50*time.Millisecond)
+	if m.Primary[0].Suspect || !m.Primary[0].Up || m.ConfirmTimeout(0, sec) != 400*time.Millisecond {
+		t.Errorf("after a good confirmation: %+v, timeout %s", m.Primary[0], m.ConfirmTimeout(0, sec))
+	}
+	if m.ConfirmTimeout(0, 300*time.Millisecond) != 300*time.Millisecond {
+		t.Errorf("the confirmation timeout must not exceed the timeout")
+	}
+}
+
+func TestFailoverNeedsABackupAnsweringNow(t *testing.T) {
+	t0 := time.Unix(1e9, 0)
+	// A local forwarder and a direct backup fail together (the WAN): offline, not failover,
+	// even when the primary is confirmed down before the backup's tracker reached a verdict.
+	m := NewMachine(1, 1, 2, 3, false, 30*sec, t0)
+	m.RoundOf(t0, []Obs{Good, Good})
+	m.Confirm(t0.Add(sec), 0, false, 0)
+	m.Tracker(1).ObserveAt(t0.Add(sec), false)
+	if d := m.Decide(t0.Add(sec)); d.State != Offline || d.List != Healthy {
+		t.Errorf("state %s, list %s: want offline with the list unchanged", d.State, d.List)
+	}
+}
+
+func TestHoldDownCutShortWhenBackupsFail(t *testing.T) {
+	// Failed over; the backups die; NextDNS returns: back at once, hold-down or not.
+	run(t, false, 10*time.Minute, cat(
+		[]step{{10 * sec, "pp SS", Healthy}, {2 * sec, "pp SS", Failover}},
+		repeat(3, step{2 * sec, "pp SS", Failover}),
+		// NextDNS needs 3 good rounds; the backups are down after 2 (offline for a round).
+		[]step{{2 * sec, "PP ss", Failover}, {2 * sec, "PP ss", Offline}, {2 * sec, "PP ss", Healthy}},
+	))
+}
+
+func TestDueProbesOnlyWhatIsNeeded(t *testing.T) {
+	t0 := time.Unix(1e9, 0)
+	m := NewMachine(2, 1, 2, 3, false, 30*sec, t0)
+	if got := m.Due(t0); !got[0] || !got[1] || !got[2] {
+		t.Fatalf("first round %v: want everything probed once", got)
+	}
+	m.RoundOf(t0, []Obs{Good, Good, Good})
+	now := t0.Add(5 * sec)
+	if got := m.Due(now); !got[0] || got[1] || got[2] {
+		t.Errorf("idle LAN %v: want only the first endpoint", got)
+	}
+	m.Passive(now, []*Seen{{Answered: 5, LastReply: now}, nil, nil}, sec)
+	if got := m.Due(now); got[0] || got[1] || got[2] {
+		t.Errorf("busy LAN %v: want no probe", got)
+	}
+	m.RoundOf(now, []Obs{NotProbed, NotProbed, NotProbed})
+	if m.Primary[0].Good != 2 {
+		t.Errorf("traffic did not count as a good round: %+v", m.Primary[0])
+	}
+	if got := m.Due(t0.Add(StandbyEvery)); !got[0] || !got[1] || !got[2] {
+		t.Errorf("a minute later %v: want the standby endpoint and the backup too", got)
+	}
+	m.RoundOf(now, []Obs{Bad, NotProbed, NotProbed})
+	if got := m.Due(now.Add(sec)); !got[0] || !got[1] || !got[2] {
+		t.Errorf("in doubt %v: want everything", got)
+	}
+}

@@ -50,6 +50,20 @@ func (st *Status) JSON() []byte {
 	if st.Problem != "" {
 		w.String("problem", st.Problem)
 	}
+	if len(st.Problems) > 0 {
+		w.Strings("problems", st.Problems)
+	}
+	if st.Passive != "" {
+		w.String("passive", st.Passive)
+	}
+	if l := st.LinkIP; l != nil {
+		w.Open("link_ip", '{')
+		w.Time("last_ok", l.LastOK)
+		w.String("answer", l.Answer)
+		w.String("last_error", l.LastError)
+		w.Time("checked", l.Checked)
+		w.Close('}')
+	}
 	w.Close('}')
 	return w.Bytes()
 }
@@ -61,7 +75,7 @@ type counterField struct {
 
 func counterFields(c *Counters) []counterField {
 	return []counterField{
-		{"rounds", &c.Rounds}, {"probes", &c.Probes}, {"probe_errors", &c.ProbeErrors},
+		{"rounds", &c.Rounds}, {"probes", &c.Probes}, {"probe_errors", &c.ProbeErrors}, {"confirms", &c.Confirms},
 		{"failovers", &c.Failovers}, {"failbacks", &c.Failbacks}, {"switches", &c.Switches},
 		{"signals", &c.Signals}, {"signal_errors", &c.SignalErrors}, {"write_errors", &c.WriteErrors},
 		{"reloads", &c.Reloads},
@@ -80,6 +94,10 @@ func Parse(b []byte) (*Status, error) {
 		Override: o.Str("override"), OverrideUntil: o.Time("override_until"),
 		HoldDown: Duration(o.Duration("hold_down")), Updated: o.Time("updated"),
 		StaleAfter: Duration(o.Duration("stale_after")), Problem: o.Str("problem"),
+		Problems: o.Strings("problems"), Passive: o.Str("passive"),
+	}
+	if l := o.Obj("link_ip"); l != nil {
+		st.LinkIP = &LinkIP{LastOK: l.Time("last_ok"), Answer: l.Str("answer"), LastError: l.Str("last_error"), Checked: l.Time("checked")}
 	}
 	for _, u := range o.Objs("upstreams") {
 		st.Upstreams = append(st.Upstreams, Upstream{

@@ -21,6 +21,10 @@ func Metrics(st *Status) string {
 	for _, s := range []string{"healthy", "failover", "offline", "stopped", "forced-primary", "forced-secondary"} {
 		fmt.Fprintf(&b, "nextdns_failover_state{state=%q} %d\n", s, b2i(st.State == s))
 	}
+	metric("passive", "gauge", "1 while dnsmasq's own queries are watched as health evidence.")
+	fmt.Fprintf(&b, "nextdns_failover_passive %d\n", b2i(st.Passive == "on"))
+	metric("problems", "gauge", "Standing problems of the setup (see status).")
+	fmt.Fprintf(&b, "nextdns_failover_problems %d\n", len(st.Problems))
 	metric("state_since_seconds", "gauge", "Unix time the current state began.")
 	fmt.Fprintf(&b, "nextdns_failover_state_since_seconds %d\n", st.Since.Unix())
 	metric("upstream_up", "gauge", "1 when the upstream counts as up.")
@@ -39,6 +43,7 @@ func Metrics(st *Status) string {
 		{"rounds_total", "Probe rounds.", c.Rounds},
 		{"probes_total", "Probes sent (one per upstream per round).", c.Probes},
 		{"probe_errors_total", "Probes that failed.", c.ProbeErrors},
+		{"confirms_total", "Confirmation probes sent on passive evidence of a failure.", c.Confirms},
 		{"failovers_total", "Failovers to the backups.", c.Failovers},
 		{"failbacks_total", "Fail-backs to NextDNS.", c.Failbacks},
 		{"switches_total", "Servers-file rewrites (each empties dnsmasq's cache).", c.Switches},

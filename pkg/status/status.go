@@ -38,6 +38,22 @@ type Status struct {
 	StaleAfter Duration  `json:"stale_after"`
 	// Problem is the last error acting on dnsmasq (writing the file, signalling), "" when none.
 	Problem string `json:"problem,omitempty"`
+	// Problems are standing problems of the setup found at start and reload (e.g. a server=
+	// line that comes before the servers-file), each one sentence.
+	Problems []string `json:"problems,omitempty"`
+
+	// Passive is "on" when dnsmasq's own queries are watched, else "off (<why>)".
+	Passive string `json:"passive,omitempty"`
+	// LinkIP is the NextDNS linked-IP upkeep, nil when link_ip_url is not set.
+	LinkIP *LinkIP `json:"link_ip,omitempty"`
+}
+
+// LinkIP is the state of the linked-IP upkeep (link_ip_url).
+type LinkIP struct {
+	LastOK    time.Time `json:"last_ok,omitzero"`     // the last successful call
+	Answer    string    `json:"answer,omitempty"`     // what NextDNS answered then (the linked IP)
+	LastError string    `json:"last_error,omitempty"` // why the last call failed ("" when it succeeded)
+	Checked   time.Time `json:"checked,omitzero"`     // the last call, successful or not
 }
 
 // Upstream is one upstream's health.
@@ -55,7 +71,8 @@ type Upstream struct {
 // Counters only grow while the daemon runs.
 type Counters struct {
 	Rounds       uint64 `json:"rounds"`
-	Probes       uint64 `json:"probes"`
+	Probes       uint64 `json:"probes"`   // every probe sent, confirmations included
+	Confirms     uint64 `json:"confirms"` // confirmation probes (passive evidence of a failure)
 	ProbeErrors  uint64 `json:"probe_errors"`
 	Failovers    uint64 `json:"failovers"`
 	Failbacks    uint64 `json:"failbacks"`
@@ -70,13 +87,46 @@ type Counters struct {
 type Duration time.Duration
 
 // Write stores st at path atomically (a temporary file renamed over it), mode 0644: a reader
-// never sees half a file.
+// never sees half a file. When that fails (a full /tmp has no room for a second copy) and the
+// file exists, it is rewritten in place, which needs no new space: a status that a reader
+// might catch half-written beats one that goes stale and says the daemon is dead.
 func Write(path string, st *Status) error {
-	return WriteFileAtomic(path, st.JSON())
+	b := st.JSON()
+	err := WriteFileAtomic(path, b)
+	if err == nil {
+		return nil
+	}
+	if f, ferr := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0); ferr == nil {
+		_, werr := f.Write(b)
+		if cerr := f.Close(); werr == nil && cerr == nil {
+			return nil
+		}
+	}
+	return err
 }
 
-// WriteFileAtomic writes b to a temporary file beside path and renames it over path.
+// WriteFileAtomic writes b to a temporary file beside path and renames it over path. An
+// error names path and the cause, never the temporary file (its name changes every call, and
+// a caller logs a cause once).
 func WriteFileAtomic(path string, b []byte) error {
+	err := writeFileAtomic(path, b)
+	if err == nil {
+		return nil
+	}
+	var pe *os.PathError
+	var le *os.LinkError
+	switch {
+	case errors.As(err, &pe):
+		err = fmt.Errorf("%s: %s: %w", path, pe.Op, pe.Err)
+	case errors.As(err, &le):
+		err = fmt.Errorf("%s: %s: %w", path, le.Op, le.Err)
+	default:
+		err = fmt.Errorf("%s: %w", path, err)
+	}
+	return err
+}
+
+func writeFileAtomic(path string, b []byte) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -174,8 +224,26 @@ func Format(w io.Writer, st *Status, now time.Time, warnings []string) error {
 	}
 	fmt.Fprintf(&b, "mode:      %s\n", st.Mode)
 	fmt.Fprintf(&b, "servers:   %s\n", strings.Join(st.Servers, " > "))
+	if st.Passive != "" {
+		fmt.Fprintf(&b, "passive:   %s\n", st.Passive)
+	}
+	if l := st.LinkIP; l != nil {
+		switch {
+		case l.Checked.IsZero():
+			fmt.Fprintf(&b, "link IP:   not called yet\n")
+		case l.LastError == "":
+			fmt.Fprintf(&b, "link IP:   ok %s ago (%s)\n", age(now.Sub(l.LastOK)), dash(l.Answer))
+		case l.LastOK.IsZero():
+			fmt.Fprintf(&b, "link IP:   FAILING: %s (never succeeded)\n", l.LastError)
+		default:
+			fmt.Fprintf(&b, "link IP:   FAILING: %s (last ok %s ago: %s)\n", l.LastError, age(now.Sub(l.LastOK)), dash(l.Answer))
+		}
+	}
 	if st.Problem != "" {
 		fmt.Fprintf(&b, "problem:   %s\n", st.Problem)
+	}
+	for _, p := range st.Problems {
+		fmt.Fprintf(&b, "problem:   %s\n", p)
 	}
 	b.WriteString("\nUPSTREAM                         ROLE       HEALTH  LAST RTT LAST ERROR\n")
 	for _, u := range st.Upstreams {
@@ -190,8 +258,8 @@ func Format(w io.Writer, st *Status, now time.Time, warnings []string) error {
 		fmt.Fprintf(&b, "%-32s %-10s %-7s %-8s %s\n", u.Address, u.Role, h, rtt, dash(u.LastError))
 	}
 	c := st.Counters
-	fmt.Fprintf(&b, "\nrounds %d, probes %d (%d failed), failovers %d, fail-backs %d, switches %d, signals %d (%d failed), reloads %d\n",
-		c.Rounds, c.Probes, c.ProbeErrors, c.Failovers, c.Failbacks, c.Switches, c.Signals, c.SignalErrors, c.Reloads)
+	fmt.Fprintf(&b, "\nrounds %d, probes %d (%d failed, %d confirmations), failovers %d, fail-backs %d, switches %d, signals %d (%d failed), reloads %d\n",
+		c.Rounds, c.Probes, c.ProbeErrors, c.Confirms, c.Failovers, c.Failbacks, c.Switches, c.Signals, c.SignalErrors, c.Reloads)
 	fmt.Fprintf(&b, "version %s, pid %d, config %s, updated %s ago\n", st.Version, st.PID, st.Config, age(now.Sub(st.Updated)))
 	for _, w := range warnings {
 		fmt.Fprintf(&b, "warning: %s\n", w)

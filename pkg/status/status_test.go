@@ -34,15 +34,21 @@ func sample(state string) *Status {
 	for i := range st.Upstreams {
 		st.Upstreams[i].LastProbe = st.Updated
 	}
+	st.Passive = "on"
 	switch state {
+	case "healthy":
+		st.Problems = []string{"a server= line in /tmp/dnsmasq.d/nextdns.conf:2 comes before the servers-file"}
+		st.LinkIP = &LinkIP{LastOK: now.Add(-5 * time.Minute), Checked: now.Add(-5 * time.Minute), Answer: "203.0.113.7"}
 	case "failover":
-		st.Servers = []string{"9.9.9.9", "149.112.112.112", "45.90.28.0", "45.90.30.0"}
+		st.Servers = []string{"9.9.9.9", "149.112.112.112"}
 		st.Reason = "all 2 NextDNS upstreams down, 2 of 2 backups up; hold-down 30s"
 		for i := 0; i < 2; i++ {
 			u := &st.Upstreams[i]
 			u.Up, u.Good, u.Bad, u.LastError = false, 0, 7, "timeout after 2s (3 sends)"
 		}
 	case "offline":
+		st.Passive = "off (no CAP_NET_RAW)"
+		st.LinkIP = &LinkIP{LastOK: now.Add(-2 * time.Hour), Checked: now.Add(-time.Minute), Answer: "203.0.113.7", LastError: "uclient-fetch: exit 4 (network)"}
 		st.Reason = "all 2 NextDNS and 2 backup upstreams down; list unchanged"
 		for i := range st.Upstreams {
 			u := &st.Upstreams[i]
@@ -52,7 +58,7 @@ func sample(state string) *Status {
 		st.Servers = []string{"45.90.28.0", "45.90.30.0", "9.9.9.9", "149.112.112.112"}
 		st.Reason = "the watchdog stopped"
 	case "forced-secondary":
-		st.Servers = []string{"9.9.9.9", "149.112.112.112", "45.90.28.0", "45.90.30.0"}
+		st.Servers = []string{"9.9.9.9", "149.112.112.112"}
 		st.Override, st.OverrideUntil = "secondary", now.Add(25*time.Minute)
 		st.Reason = "manual override (nextdns-failover force secondary)"
 	case "stale":
@@ -191,5 +197,39 @@ func TestMetricsParseBack(t *testing.T) {
 		if got, ok := samples[k]; !ok || got != v {
 			t.Errorf("%s = %v (present %v), want %v", k, got, ok, v)
 		}
+	}
+}
+
+// Issue 15.6: a write that keeps failing says the same thing every time, naming the file and
+// not the temporary one; the status file is rewritten in place when no second copy fits.
+func TestWriteErrorsNameTheFile(t *testing.T) {
+	// A name of 250 bytes is valid, but the temporary name beside it (".NAME.123456") is too
+	// long: every attempt fails creating a differently named temporary file.
+	path := filepath.Join(t.TempDir(), strings.Repeat("m", 250))
+	e1, e2 := WriteFileAtomic(path, []byte("x")), WriteFileAtomic(path, []byte("y"))
+	if e1 == nil || e2 == nil || e1.Error() != e2.Error() || !strings.HasPrefix(e1.Error(), path+": ") {
+		t.Errorf("errors %v / %v: want the same message, starting with the file's path", e1, e2)
+	}
+}
+
+func TestWriteFallsBackToInPlace(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "status.json")
+	if err := Write(path, sample("healthy")); err != nil {
+		t.Fatal(err)
+	}
+	// A temporary file cannot be made beside it (here: the folder is not writable by us, as a
+	// full tmpfs refuses a new file), but the file itself can be rewritten.
+	os.Chmod(path, 0o666)
+	os.Chmod(dir, 0o555)
+	defer os.Chmod(dir, 0o755)
+	if os.Geteuid() == 0 {
+		t.Skip("root creates files in a read-only folder")
+	}
+	if err := Write(path, sample("failover")); err != nil {
+		t.Fatalf("in place: %v", err)
+	}
+	if st, err := Read(path); err != nil || st.State != "failover" {
+		t.Errorf("after the in-place write: %+v, %v", st, err)
 	}
 }

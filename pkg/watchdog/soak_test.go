@@ -292,7 +292,9 @@ func TestSoak(t *testing.T) {
 	c := st.Counters
 	t.Logf("counters: %+v", c)
 	cycles := uint64(soakRounds / 60)
-	if c.Rounds < soakRounds-cycles || c.Failovers < cycles/2 || c.Failbacks < cycles/2 || c.Reloads < soakRounds/97-1 {
+	// Fewer failovers than outages: outages 2 minutes apart double the hold-down (flapping),
+	// and a reload keeps the decision and the hold-down in force (issue 15.4).
+	if c.Rounds < soakRounds-cycles || c.Failovers < cycles/3 || c.Failbacks < cycles/3 || c.Reloads < soakRounds/97-1 {
 		t.Errorf("counters %+v: want about %d rounds, %d failovers and fail-backs, %d reloads", c, soakRounds, cycles, soakRounds/97)
 	}
 	if uint64(s.signals) != c.Signals || c.Signals != c.Switches || c.WriteErrors != 0 {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nextdns-failover/nextdns-failover/pkg/config"
+	"github.com/nextdns-failover/nextdns-failover/pkg/health"
 	"github.com/nextdns-failover/nextdns-failover/pkg/probe"
 	"github.com/nextdns-failover/nextdns-failover/pkg/status"
 )
@@ -37,7 +38,25 @@ type world struct {
 	settings *config.Settings
 	loadErr  error
 	onRound  func(at time.Duration, w *world)
-	offline  bool // failing probes fail on the router's side (no route)
+	offline  bool          // failing probes fail on the router's side (no route)
+	failCost time.Duration // how long a failed probe round takes (default 2 s; a shorter probe timeout caps it)
+	timeout  time.Duration // the timeout of the prober of the round in progress
+	probes   map[string]int
+	failed   map[string]int // failed probes per address since its last good one (the observer sees them too)
+	rounds   []probeRound
+	hooks    []Change
+
+	// Passive: the observer's view at a time (nil: no observer), and the times it nudges.
+	seen    func(at time.Duration) []health.Seen
+	nudges  []time.Duration
+	suspect chan struct{}
+}
+
+// probeRound is one call of the prober: when, what, and with which timeout.
+type probeRound struct {
+	at      time.Duration
+	servers []string
+	timeout time.Duration
 }
 
 type write struct {
@@ -49,12 +68,56 @@ func (w *world) Now() time.Time { w.mu.Lock(); defer w.mu.Unlock(); return w.now
 
 func (w *world) After(d time.Duration) <-chan time.Time {
 	w.mu.Lock()
+	defer w.mu.Unlock()
+	// A passive nudge due before the timer: time stops there, the nudge is sent, and the
+	// timer never fires (the loop arms a new one).
+	// One that came while a round was probing is delivered now.
+	if len(w.nudges) > 0 && w.t0.Add(w.nudges[0]).Before(w.now.Add(d)) && w.nudges[0] < w.end {
+		if n := w.t0.Add(w.nudges[0]); n.After(w.now) {
+			w.now = n
+		}
+		w.nudges = w.nudges[1:]
+		select {
+		case w.suspect <- struct{}{}:
+		default:
+		}
+		return make(chan time.Time)
+	}
 	w.now = w.now.Add(d)
-	now := w.now
-	w.mu.Unlock()
 	c := make(chan time.Time, 1)
-	c <- now
+	c <- w.now
 	return c
+}
+
+// fakeObserver is the world's passive observer.
+type fakeObserver struct{ w *world }
+
+func (o fakeObserver) Suspect() <-chan struct{} { return o.w.suspect }
+func (o fakeObserver) Take(now time.Time) []health.Seen {
+	seen := o.w.seen(now.Sub(o.w.t0))
+	o.w.mu.Lock()
+	defer o.w.mu.Unlock()
+	for i, a := range []string{"45.90.28.0", "45.90.30.0", "9.9.9.9"} {
+		if i < len(seen) {
+			seen[i].Silent += o.w.failed[a] // our own lost probes are silent queries too
+		}
+	}
+	return seen
+}
+func (o fakeObserver) SetUpstreams([]netip.AddrPort, time.Duration) error { return nil }
+func (o fakeObserver) Close() error                                       { return nil }
+
+// withProbeTimeout is the world's prober for one round's timeout.
+type withProbeTimeout struct {
+	w       *world
+	timeout time.Duration
+}
+
+func (p withProbeTimeout) Round(ctx context.Context, servers []netip.AddrPort) []probe.Result {
+	p.w.mu.Lock()
+	p.w.timeout = p.timeout
+	p.w.mu.Unlock()
+	return p.w.Round(ctx, servers)
 }
 
 func (w *world) at() time.Duration { return w.Now().Sub(w.t0) }
@@ -68,12 +131,29 @@ func (w *world) Round(ctx context.Context, servers []netip.AddrPort) []probe.Res
 	if w.onRound != nil {
 		w.onRound(at, w)
 	}
+	w.mu.Lock()
+	if w.probes == nil {
+		w.probes = map[string]int{}
+	}
+	pr := probeRound{at: at, timeout: w.timeout}
+	for _, s := range servers {
+		w.probes[s.Addr().String()]++
+		pr.servers = append(pr.servers, s.Addr().String())
+	}
+	w.rounds = append(w.rounds, pr)
+	w.mu.Unlock()
 	out := make([]probe.Result, len(servers))
 	for i, s := range servers {
 		out[i] = probe.Result{Server: s, Up: true, RTT: 10 * time.Millisecond, Rcode: "NOERROR"}
+		w.mu.Lock()
+		if w.failed == nil {
+			w.failed = map[string]int{}
+		}
+		w.failed[s.Addr().String()] = map[bool]int{true: w.failed[s.Addr().String()] + 1}[w.down(at, s)]
+		w.mu.Unlock()
 		if w.down(at, s) {
 			out[i] = probe.Result{Server: s, Err: probe.ErrTimeout}
-			if w.offline {
+			if w.offline && !s.Addr().IsLoopback() {
 				out[i] = probe.Result{Server: s, Err: probe.ErrOffline, Offline: true}
 			}
 		}
@@ -82,7 +162,14 @@ func (w *world) Round(ctx context.Context, servers []netip.AddrPort) []probe.Res
 	for _, r := range out {
 		if !r.Up {
 			w.mu.Lock()
-			w.now = w.now.Add(2 * time.Second)
+			cost := 2 * time.Second
+			if w.timeout < w.settings.Timeout {
+				cost = w.timeout
+			}
+			if w.failCost > 0 {
+				cost = min(w.failCost, cost)
+			}
+			w.now = w.now.Add(cost)
 			w.mu.Unlock()
 			break
 		}
@@ -135,7 +222,7 @@ func settings(t *testing.T, extra string) *config.Settings {
 
 func newWorld(t *testing.T, s *config.Settings, end time.Duration, down func(time.Duration, netip.AddrPort) bool) (*world, *Watchdog) {
 	t0 := time.Unix(1_000_000, 0)
-	w := &world{t: t, now: t0, t0: t0, end: end, down: down, settings: s}
+	w := &world{t: t, now: t0, t0: t0, end: end, down: down, settings: s, suspect: make(chan struct{}, 1)}
 	wd, err := New(Deps{
 		Config: "test.conf",
 		Load: func() (*config.Settings, error) {
@@ -143,9 +230,16 @@ func newWorld(t *testing.T, s *config.Settings, end time.Duration, down func(tim
 			defer w.mu.Unlock()
 			return w.settings, w.loadErr
 		},
-		Prober: func(*config.Settings) Prober { return w },
-		Signal: func(*config.Settings) Signaller { return w },
-		Write:  w.Write,
+		Prober: func(s *config.Settings) Prober { return withProbeTimeout{w, s.Timeout} },
+		Observe: func([]netip.AddrPort, time.Duration) (Observer, error) {
+			if w.seen == nil {
+				return nil, errors.New("no CAP_NET_RAW")
+			}
+			return fakeObserver{w}, nil
+		},
+		OnChange: func(c Change) { w.mu.Lock(); w.hooks = append(w.hooks, c); w.mu.Unlock() },
+		Signal:   func(*config.Settings) Signaller { return w },
+		Write:    w.Write,
 		Read: func(string) ([]byte, error) {
 			w.mu.Lock()
 			defer w.mu.Unlock()
@@ -207,7 +301,7 @@ func TestOutageFailsOverAndBack(t *testing.T) {
 		t.Errorf("start: %q", got[0])
 	}
 	fo := w.writes[1]
-	if servers(fo.content) != "9.9.9.9 45.90.28.0 45.90.30.0" {
+	if servers(fo.content) != "9.9.9.9" {
 		t.Errorf("failover list: %q", got[1])
 	}
 	// Worst case: the outage starts just after a round; interval + timeout + fast_interval (+timeout).
@@ -278,8 +372,8 @@ func TestPrivacyOnlyReorders(t *testing.T) {
 			t.Fatalf("privacy mode wrote a backup: %q", wr.content)
 		}
 	}
-	if len(w.writes) < 2 || servers(w.writes[1].content) != "45.90.30.0 45.90.28.0" {
-		t.Errorf("writes %v: want the healthy endpoint first", w.writes)
+	if len(w.writes) < 2 || servers(w.writes[1].content) != "45.90.30.0" {
+		t.Errorf("writes %v: want the healthy endpoint alone", w.writes)
 	}
 }
 
@@ -368,7 +462,7 @@ func TestOverride(t *testing.T) {
 		}
 	}
 	w.run(wd, nil, control)
-	if len(w.writes) != 4 || servers(w.writes[1].content) != "9.9.9.9 45.90.28.0 45.90.30.0" || servers(w.writes[2].content) != "45.90.28.0 45.90.30.0" {
+	if len(w.writes) != 4 || servers(w.writes[1].content) != "9.9.9.9" || servers(w.writes[2].content) != "45.90.28.0 45.90.30.0" {
 		t.Errorf("writes %v: want forced to the backup, then back after 30 s", w.writes)
 	}
 	if d := w.writes[2].at - w.writes[1].at; d < 30*time.Second || d > 30*time.Second+s.FastInterval+time.Second {
@@ -403,7 +497,7 @@ func TestReloadOfHoldDownKeepsTheFailover(t *testing.T) {
 
 func TestRestartWhileFailedOverKeepsTheBackupsFirst(t *testing.T) {
 	s := settings(t, "")
-	failover := "# Generated by nextdns-failover: do not edit, it will be rewritten.\n# state: failover\nserver=9.9.9.9\nserver=45.90.28.0\nserver=45.90.30.0\n"
+	failover := "# Generated by nextdns-failover: do not edit, it will be rewritten.\n# state: failover\nserver=9.9.9.9\n"
 	// NextDNS is still down when the daemon comes back, and returns at 60 s.
 	w, wd := newWorld(t, s, 100*time.Second, func(at time.Duration, a netip.AddrPort) bool {
 		return isPrimary(a) && at < 60*time.Second
