@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nextdns-failover/nextdns-failover/pkg/config"
+	"github.com/nextdns-failover/nextdns-failover/pkg/dnsmasq"
 	"github.com/nextdns-failover/nextdns-failover/pkg/hooks"
 	"github.com/nextdns-failover/nextdns-failover/pkg/status"
 	"github.com/nextdns-failover/nextdns-failover/pkg/watchdog"
@@ -45,12 +46,21 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(gcPercent)
 	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	link := &linkIPUpkeep{ctx: ctx, logf: logf}
 	loadConfig := func() (*config.Settings, error) {
 		s, err := config.Load(*cfg)
-		if err == nil && *dhcp != "" {
+		if err != nil {
+			return nil, err
+		}
+		if *dhcp != "" {
 			s.DHCPConfig = *dhcp
 		}
-		return s, err
+		if s.Enabled {
+			link.apply(s.LinkIPURL, s.LinkIPInterval)
+		}
+		return s, nil
 	}
 	s, err := loadConfig()
 	if err != nil {
@@ -71,10 +81,12 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		OnChange: func(c watchdog.Change) {
 			hk.Fire(c.Old, c.New, c.Reason, c.Servers)
 		},
-		Observe: observe,
-		Logf:    logf,
-		Debugf:  debugf,
-		Version: version,
+		Observe:  observe,
+		Audit:    dnsmasq.AuditServers,
+		Decorate: link.decorate,
+		Logf:     logf,
+		Debugf:   debugf,
+		Version:  version,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "%v\n", err)
@@ -84,8 +96,6 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		logf("warning: %v", t.Err)
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
 	reload := make(chan struct{}, 1)
 	control := make(chan watchdog.Override, 1)
 	sigs := make(chan os.Signal, 4)
@@ -94,6 +104,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		for sig := range sigs {
 			switch sig {
 			case syscall.SIGHUP:
+				link.kick()
 				select {
 				case reload <- struct{}{}:
 				default: // a reload is already queued

@@ -101,6 +101,9 @@ func (s Signaller) Reload() (int, error) {
 			return pid, err
 		}
 	}
+	if err := s.catchesHUP(pid); err != nil {
+		return pid, err
+	}
 	kill := s.Kill
 	if kill == nil {
 		kill = syscall.Kill
@@ -112,6 +115,37 @@ func (s Signaller) Reload() (int, error) {
 		return pid, fmt.Errorf("%s: pid %d: send SIGHUP: %w", s.PIDFile, pid, err)
 	}
 	return pid, nil
+}
+
+// ErrStarting: dnsmasq has not yet installed its SIGHUP handler (it was started a moment
+// ago), so a SIGHUP would kill it, and procd would bring it back only 5 s later. It is not
+// signalled; the caller retries on its next round, and a dnsmasq that is starting reads the
+// servers-file anyway.
+var ErrStarting = errors.New("dnsmasq is still starting")
+
+// catchesHUP returns an error wrapping ErrStarting when /proc says pid does not catch SIGHUP
+// yet (SigCgt in /proc/PID/status). When the status cannot be read, it says nothing.
+func (s Signaller) catchesHUP(pid int) error {
+	root := s.ProcRoot
+	if root == "" {
+		root = "/proc"
+	}
+	b, err := os.ReadFile(filepath.Join(root, strconv.Itoa(pid), "status"))
+	if err != nil {
+		return nil
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		hex, ok := strings.CutPrefix(line, "SigCgt:")
+		if !ok {
+			continue
+		}
+		mask, err := strconv.ParseUint(strings.TrimSpace(hex), 16, 64)
+		if err != nil || mask&(1<<(syscall.SIGHUP-1)) != 0 {
+			return nil
+		}
+		return fmt.Errorf("%s: pid %d: %w: it does not catch SIGHUP yet, which would kill it; not signalled (retrying)", s.PIDFile, pid, ErrStarting)
+	}
+	return nil
 }
 
 // restartIfStale restarts dnsmasq when it does not read File; see Reload.

@@ -620,3 +620,39 @@ func TestSignallerRealDnsmasqWrongPIDFile(t *testing.T) {
 		}
 	}
 }
+
+// A dnsmasq that does not catch SIGHUP yet (just started: OpenWrt's reload race) would die of
+// it; it is left alone until it does, and signalled then.
+func TestSignallerWaitsForTheHUPHandler(t *testing.T) {
+	proc := fakeProc(t, map[int]string{4242: "dnsmasq S /usr/sbin/dnsmasq"})
+	pidFile := filepath.Join(t.TempDir(), "dnsmasq.pid")
+	writeFile(t, pidFile, "4242\n")
+	for _, tc := range []struct {
+		name, status string
+		want         error
+	}{
+		{"starting", "Name:\tdnsmasq\nSigIgn:\t0000000000001000\nSigCgt:\t0000000000000000\n", ErrStarting},
+		{"ready", "Name:\tdnsmasq\nSigCgt:\t0000000000014a03\n", nil},
+		{"no status", "", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status := filepath.Join(proc, "4242", "status")
+			os.Remove(status)
+			if tc.status != "" {
+				writeFile(t, status, tc.status)
+			}
+			var killed []int
+			s := Signaller{PIDFile: pidFile, ProcRoot: proc, Kill: func(pid int, _ syscall.Signal) error {
+				killed = append(killed, pid)
+				return nil
+			}}
+			_, err := s.Reload()
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("Reload: %v, want %v", err, tc.want)
+			}
+			if (tc.want == nil) != (len(killed) == 1) {
+				t.Fatalf("signalled %v (error %v)", killed, err)
+			}
+		})
+	}
+}

@@ -696,7 +696,7 @@ func (w *Watchdog) signal() {
 					return
 				}
 			}
-			w.sig = dnsmasq.Signaller{PIDFile: pf}
+			w.sig = dnsmasq.Signaller{PIDFile: pf, File: w.s.ServersFile, Logf: w.d.Logf}
 		}
 	}
 	pid, err := w.sig.Reload()
