@@ -121,7 +121,7 @@ func runDemo(ctx context.Context, o *options, stdout io.Writer) error {
 		}
 	}
 	w := &World{Index: 200, Strategy: strat, Scenario: sc, Stubs: []dnsmasqtest.Stub{o.stub}, Rate: o.rate, Bin: bin, Root: root, Timings: o.timings,
-		Progress: prog.add, OnEvent: narrate}
+		Progress: prog.add, OnEvent: narrate, Align: o.shape.Interval}
 	fmt.Fprintf(stdout, "failover-lab demo: one world on loopback, %v of traffic.\n", sc.Duration())
 	fmt.Fprintf(stdout, "  a real dnsmasq (strict-order, cache off), a fake NextDNS and a fake backup, and the real\n")
 	fmt.Fprintf(stdout, "  `%s run` with its default timings (availability mode).\n", o.bin)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"os"
 	"os/exec"
 	"slices"
@@ -370,5 +371,28 @@ func TestThousands(t *testing.T) {
 				t.Errorf("thousands(%d) = %q, want %q", tc.n, got, tc.want)
 			}
 		})
+	}
+}
+
+// TestSetReplacesDefaultLines: an option given with -set replaces the default config's own line
+// for it, and the world's own options cannot be set.
+func TestSetReplacesDefaultLines(t *testing.T) {
+	o, err := parseFlags([]string{"-bench", "-set", "interval=2s,probe_name=probe.lab.example"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.shape.Interval != 2*time.Second {
+		t.Errorf("interval for the phases %v, want 2s", o.shape.Interval)
+	}
+	text := daemonConfig("availability", []string{"127.0.0.2#5300"}, nil, "/tmp/s", "/tmp/p", "/tmp/st", "/tmp/d", o.timings)
+	s, err := config.Read("set.conf", strings.NewReader(text))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, text)
+	}
+	if s.Interval != 2*time.Second || s.ProbeName != "probe.lab.example" {
+		t.Errorf("interval %v, probe name %q", s.Interval, s.ProbeName)
+	}
+	if _, err := parseFlags([]string{"-bench", "-set", "mode=privacy"}, io.Discard); err == nil {
+		t.Error("-set mode=privacy accepted: the world sets the mode")
 	}
 }
