@@ -163,16 +163,16 @@ func runBench(ctx context.Context, o *options, stdout io.Writer) error {
 	}
 	// the longest worlds first, so a limited -parallel still ends soon after the longest
 	slices.SortStableFunc(worlds, func(a, b *World) int { return cmp.Compare(b.Scenario.Duration(), a.Scenario.Duration()) })
-	longest, total := time.Duration(0), time.Duration(0)
-	for _, w := range worlds {
-		longest = max(longest, w.Scenario.Duration())
-		total += w.Scenario.Duration()
-	}
 	par := o.parallel
 	if par <= 0 || par > maxWorlds {
 		par = min(len(worlds), maxWorlds)
 	}
-	expect := max(longest, total/time.Duration(max(par, 1))) + o.shape.Interval + 15*time.Second
+	longest := time.Duration(0)
+	if len(worlds) > 0 {
+		longest = worlds[0].Scenario.Duration()
+	}
+	// each world also waits for a probe round and for its clients' last give-up
+	expect := makespan(worlds, par, o.shape.Interval+15*time.Second)
 	var stubs []string
 	for _, s := range o.stubs {
 		stubs = append(stubs, s.String())
@@ -293,6 +293,20 @@ func runBench(ctx context.Context, o *options, stdout io.Writer) error {
 		return fmt.Errorf("%d worlds did not run", len(rep.Errors))
 	}
 	return nil
+}
+
+// makespan is how long running worlds (longest first) in par slots takes, each world taking
+// its scenario plus extra.
+func makespan(worlds []*World, par int, extra time.Duration) time.Duration {
+	if par < 1 {
+		return 0
+	}
+	slots := make([]time.Duration, par)
+	for _, w := range worlds {
+		i := slices.Index(slots, slices.Min(slots))
+		slots[i] += w.Scenario.Duration() + extra
+	}
+	return slices.Max(slots)
 }
 
 // runLine is a world's progress line: what its clients got, and what the daemon did.

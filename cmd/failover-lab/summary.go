@@ -75,7 +75,7 @@ func spread(vs []float64, lowIsBad bool) Spread {
 	if lowIsBad {
 		worst = s[0]
 	}
-	return Spread{Median: math.Round(med*100) / 100, Worst: worst}
+	return Spread{Median: math.Round(med*100) / 100, Worst: math.Round(worst*100) / 100}
 }
 
 // summarize groups per-stub figures by scenario and strategy, in the order of scenarioKeys and
