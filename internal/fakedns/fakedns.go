@@ -326,13 +326,19 @@ func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) {
 			return
 		}
 	}
+	// count before writing, so a client that has its reply never sees it uncounted
+	s.countAnswer(name, 1)
 	if err := w.WriteMsg(resp); err != nil {
-		return
+		s.countAnswer(name, -1)
 	}
+}
+
+// countAnswer adds n to the replies sent, in all and for name.
+func (s *Server) countAnswer(name string, n int) {
 	s.mu.Lock()
-	s.counts.Answered++
-	ns = s.counts.Names[name]
-	ns.Answered++
+	defer s.mu.Unlock()
+	s.counts.Answered += n
+	ns := s.counts.Names[name]
+	ns.Answered += n
 	s.counts.Names[name] = ns
-	s.mu.Unlock()
 }
