@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -45,13 +46,19 @@ func defaultConfigText() string {
 }
 
 // daemonConfig is the shipped default config with the world's upstreams, mode and paths in
-// place of the defaults, plus any timing options (name=value) the caller passes: the bench
-// passes none, so the daemon's defaults are what it measures.
+// place of the defaults, plus any options (name=value) the caller passes, which replace the
+// default config's own lines for them: the bench passes none, so the daemon's defaults are
+// what it measures.
 func daemonConfig(mode string, primary, secondary []string, serversFile, pidFile, statusFile, dhcpConfig string, timings []string) string {
 	var b strings.Builder
 	inserted := false
+	var set []*regexp.Regexp // the default config's own lines for the options given
+	for _, t := range timings {
+		k, _, _ := strings.Cut(t, "=")
+		set = append(set, regexp.MustCompile(`^\s*option\s+`+regexp.QuoteMeta(k)+`\b`))
+	}
 	for _, line := range strings.SplitAfter(defaultConfigText(), "\n") {
-		if ownLines.MatchString(line) {
+		if ownLines.MatchString(line) || slices.ContainsFunc(set, func(r *regexp.Regexp) bool { return r.MatchString(line) }) {
 			continue
 		}
 		b.WriteString(line)

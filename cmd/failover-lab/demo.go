@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/nextdns-failover/nextdns-failover/internal/dnsmasqtest"
 )
 
 // demoScenario is the demo: healthy, NextDNS goes dark, failover, NextDNS returns, fail-back.
@@ -118,8 +120,8 @@ func runDemo(ctx context.Context, o *options, stdout io.Writer) error {
 			say("t=%3.0fs  fail-back: NextDNS alone in the servers-file again%s", ev.At.Seconds(), after)
 		}
 	}
-	w := &World{Index: 200, Strategy: strat, Scenario: sc, Stub: o.stub, Rate: o.rate, Bin: bin, Root: root, Timings: o.timings,
-		Progress: prog.add, OnEvent: narrate}
+	w := &World{Index: 200, Strategy: strat, Scenario: sc, Stubs: []dnsmasqtest.Stub{o.stub}, Rate: o.rate, Bin: bin, Root: root, Timings: o.timings,
+		Progress: prog.add, OnEvent: narrate, Align: o.shape.Interval}
 	fmt.Fprintf(stdout, "failover-lab demo: one world on loopback, %v of traffic.\n", sc.Duration())
 	fmt.Fprintf(stdout, "  a real dnsmasq (strict-order, cache off), a fake NextDNS and a fake backup, and the real\n")
 	fmt.Fprintf(stdout, "  `%s run` with its default timings (availability mode).\n", o.bin)
@@ -168,7 +170,7 @@ func runDemo(ctx context.Context, o *options, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	f := compute(r)
+	f := compute(r, "")
 	out := o.out
 	if out == "" {
 		out = os.TempDir()

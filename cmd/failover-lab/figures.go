@@ -7,11 +7,14 @@ import (
 	"time"
 )
 
-// Figures are the numbers of one strategy in one scenario.
+// Figures are the numbers of one strategy in one scenario at one variant, for the queries of
+// one client model (Stub; "" for all). Switches and probes are the world's, whatever Stub.
 type Figures struct {
-	Strategy string `json:"strategy"`
-	Scenario string `json:"scenario"`
-	Stub     string `json:"stub"`
+	Strategy string  `json:"strategy"`
+	Scenario string  `json:"scenario"`
+	Variant  int     `json:"variant"`  // 0-based: which phase against the probe rounds
+	OffsetS  float64 `json:"offset_s"` // the fault's start after a probe round
+	Stub     string  `json:"stub"`
 
 	Queries     int     `json:"queries"`      // client queries sent
 	Answered    int     `json:"answered"`     // answered with an address
@@ -41,6 +44,16 @@ type Figures struct {
 	FailbackNever bool     `json:"failback_never,omitempty"`
 
 	Switches int `json:"switches"` // servers-file changes (each SIGHUP empties dnsmasq's cache)
+	// Failovers: servers-file changes that put the backup first.
+	Failovers int `json:"failovers"`
+
+	// ProbesPerMin: probes NextDNS received a minute while every upstream was healthy and
+	// clients were sending (before the fault, from a second after the clients start), all
+	// NextDNS endpoints together; nil when the run has no such stretch or no daemon.
+	ProbesPerMin *float64 `json:"probes_per_min_healthy"`
+
+	// IdleFirst: after an idle LAN, the first client query (of this stub) sent into the outage.
+	IdleFirst *IdleFirst `json:"idle_first,omitempty"`
 
 	DaemonSignals   *uint64 `json:"daemon_signals,omitempty"`
 	DaemonFailovers *uint64 `json:"daemon_failovers,omitempty"`
@@ -52,6 +65,16 @@ type Figures struct {
 	// ProbesPerMonth: the rate of probes NextDNS received, over 30 days.
 	ProbesPerMonth int     `json:"probes_to_nextdns_per_month"`
 	RunSeconds     float64 `json:"run_s"`
+}
+
+// IdleFirst is what became of the first client query sent into an outage after an idle LAN.
+type IdleFirst struct {
+	SentS    float64 `json:"sent_s"` // after the fault's start
+	Answered bool    `json:"answered"`
+	RTTs     float64 `json:"rtt_s"`
+	Via      string  `json:"via"`
+	// InTime: answered within the stub's give-up time (musl: 5 s).
+	InTime bool `json:"in_time"`
 }
 
 // Window is the fault window's share of answered queries.
@@ -70,10 +93,15 @@ const month = 30 * 24 * time.Hour
 // back to NextDNS alone (dnsmasq's default order re-tests every 20 s, more often than this).
 const neverMargin = 10 * time.Second
 
-// compute turns a run's raw records into figures. It is pure: everything comes from r.
-func compute(r *Run) Figures {
-	f := Figures{Strategy: r.Strategy.Key, Scenario: r.Scenario.Key, Stub: r.Stub.Name, Queries: len(r.Queries)}
+// probeStretchLead is left out of the probe count after the clients start: the round on which
+// the run starts saw no client traffic yet.
+const probeStretchLead = time.Second
+
+// compute turns a run's raw records into figures for the queries of the client model stub
+// ("" for all). It is pure: everything comes from r.
+func compute(r *Run, stub string) Figures {
 	sc := r.Scenario
+	f := Figures{Strategy: r.Strategy.Key, Scenario: sc.Key, Variant: sc.Variant, OffsetS: sc.Offset.Seconds(), Stub: stub}
 	total := sc.Duration()
 	f.RunSeconds = total.Seconds()
 	fStart, fEnd, hasFault := sc.FaultWindow()
@@ -82,7 +110,21 @@ func compute(r *Run) Figures {
 	}
 	var rtts []time.Duration
 	var lastBackup time.Duration = -1
+	var giveUp time.Duration
+	for _, s := range r.Stubs {
+		if s.Name == stub || (stub == "" && s.GiveUp() > giveUp) {
+			giveUp = s.GiveUp()
+		}
+	}
 	for _, q := range r.Queries {
+		if stub != "" && q.Stub != stub {
+			continue
+		}
+		f.Queries++
+		if hasFault && sc.Phases[0].Idle && f.IdleFirst == nil && q.Sent >= fStart {
+			f.IdleFirst = &IdleFirst{SentS: (q.Sent - fStart).Seconds(), Answered: q.Via != viaNone, Via: q.Via, RTTs: q.RTT.Seconds()}
+			f.IdleFirst.InTime = f.IdleFirst.Answered && (giveUp == 0 || q.RTT <= giveUp)
+		}
 		inWindow := hasFault && q.Sent >= fStart && q.Sent < fEnd
 		if inWindow {
 			f.Window.Queries++
@@ -107,7 +149,7 @@ func compute(r *Run) Figures {
 		if hasFault && q.AtBackup >= fEnd && q.AtBackup > lastBackup {
 			lastBackup = q.AtBackup
 		}
-		if !phaseAt(r, q.AtBackup).NextDNS.Answering() {
+		if !sc.NextDNSAnswering(phaseAt(r, q.AtBackup)) {
 			continue
 		}
 		f.Leaked++
@@ -142,6 +184,14 @@ func compute(r *Run) Figures {
 		}
 	}
 	f.Switches = len(r.Switches)
+	for _, sw := range r.Switches {
+		if sw.First == viaBackup {
+			f.Failovers++
+		}
+	}
+	if r.Strategy.Daemon {
+		f.ProbesPerMin = healthyProbeRate(r)
+	}
 	if st := r.Status; st != nil {
 		f.DaemonSignals = &st.Counters.Signals
 		f.DaemonFailovers = &st.Counters.Failovers
@@ -153,6 +203,43 @@ func compute(r *Run) Figures {
 		f.ProbesPerMonth = int(math.Round(float64(r.ProbesNext) / r.Elapsed.Seconds() * month.Seconds()))
 	}
 	return f
+}
+
+// healthyProbeRate is the probes a minute NextDNS received in the run's healthy stretch with
+// clients sending before any fault (the whole run without one), from probeStretchLead after the
+// clients start; nil without such a stretch.
+func healthyProbeRate(r *Run) *float64 {
+	sc := r.Scenario
+	var from, to, at time.Duration = -1, -1, 0
+	for i, p := range sc.Phases {
+		start := at
+		if len(r.PhaseStarts) == len(sc.Phases) {
+			start = r.PhaseStarts[i]
+		}
+		at += p.Dur
+		if !sc.clean(p) {
+			break
+		}
+		if p.Idle {
+			from = -1
+			continue
+		}
+		if from < 0 {
+			from = start + probeStretchLead
+		}
+		to = at
+	}
+	if from < 0 || to-from < 10*time.Second {
+		return nil
+	}
+	n := 0
+	for _, t := range r.ProbeTimes {
+		if t >= from && t < to {
+			n++
+		}
+	}
+	v := math.Round(float64(n)/(to-from).Minutes()*10) / 10
+	return &v
 }
 
 func pct(n, of int) float64 { return math.Round(1000*float64(n)/float64(of)) / 10 }

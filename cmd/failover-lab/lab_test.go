@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -85,28 +87,146 @@ func TestCompute(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			tc.check(t, compute(&Run{Strategy: strategies()[3], Scenario: tenSecondOutage, Queries: tc.queries}))
+			tc.check(t, compute(&Run{Strategy: strategies()[3], Scenario: tenSecondOutage, Queries: tc.queries}, ""))
 		})
 	}
 }
 
 func TestScenarioFaultWindow(t *testing.T) {
-	for _, sc := range benchScenarios(defaultWarmup) {
-		t.Run(sc.Key, func(t *testing.T) {
-			st, en, ok := sc.FaultWindow()
-			if sc.Key == "healthy" {
-				if ok {
-					t.Errorf("healthy has a fault window %v..%v", st, en)
+	sh := defaultShape(5 * time.Second)
+	for v := range sh.Phases {
+		for _, sc := range benchScenarios(sh, v) {
+			t.Run(sc.Name(), func(t *testing.T) {
+				st, en, ok := sc.FaultWindow()
+				if sc.Key == "healthy" {
+					if ok {
+						t.Errorf("healthy has a fault window %v..%v", st, en)
+					}
+					return
 				}
-				return
-			}
-			if !ok || st != defaultWarmup || en-st < faultLen-flapPeriod {
-				t.Errorf("fault window %v..%v (%v), want from %v for at least %v", st, en, ok, defaultWarmup, faultLen)
-			}
-			if d := sc.Duration(); d > 3*time.Minute {
-				t.Errorf("scenario lasts %v: the bench would be too slow", d)
-			}
-		})
+				warm := sh.Warmup
+				if sc.Phases[0].Idle {
+					warm = sh.Idle
+				}
+				if want := warm + sh.Offset(v); !ok || st != want || en-st < sh.Fault-flapPeriod {
+					t.Errorf("fault window %v..%v (%v), want from %v for at least %v", st, en, ok, want, sh.Fault)
+				}
+				if d, limit := sc.Duration(), 3*time.Minute+sh.Loss; d > limit {
+					t.Errorf("scenario lasts %v: the bench would be too slow", d)
+				}
+			})
+		}
+	}
+}
+
+// TestShapeOffsets: five phases spread evenly over the interval, 0.1 to 0.9 of it after a round.
+func TestShapeOffsets(t *testing.T) {
+	sh := defaultShape(5 * time.Second)
+	var got []time.Duration
+	for v := range sh.Phases {
+		got = append(got, sh.Offset(v))
+	}
+	want := []time.Duration{500 * time.Millisecond, 1500 * time.Millisecond, 2500 * time.Millisecond, 3500 * time.Millisecond, 4500 * time.Millisecond}
+	if !slices.Equal(got, want) {
+		t.Errorf("offsets %v, want %v", got, want)
+	}
+}
+
+// TestComputePerStub: each client model's figures count its own queries; the idle check looks
+// at the first query sent into the outage; the probe rate counts the healthy stretch with clients.
+func TestComputePerStub(t *testing.T) {
+	idle := Scenario{Key: "idle-blackhole", Phases: []Phase{
+		{Dur: 10 * time.Second, NextDNS: Healthy, Backup: Healthy, Idle: true},
+		{Dur: 2 * time.Second, NextDNS: Dark, Backup: Healthy, Idle: true},
+		{Dur: 8 * time.Second, NextDNS: Dark, Backup: Healthy},
+		{Dur: 20 * time.Second, NextDNS: Healthy, Backup: Healthy},
+	}}
+	mk := func(stub string, s float64, via string, rtt float64) Query {
+		qq := q(s, via, rtt, -1)
+		qq.Stub = stub
+		return qq
+	}
+	r := &Run{Strategy: strategies()[3], Scenario: idle, Stubs: []dnsmasqtest.Stub{dnsmasqtest.Musl, dnsmasqtest.Glibc},
+		Queries: []Query{mk("musl", 12, viaBackup, 4.9), mk("glibc", 12.1, viaBackup, 5.2), mk("musl", 13, viaNone, 0)}}
+	m, g := compute(r, "musl"), compute(r, "glibc")
+	if m.Queries != 2 || g.Queries != 1 {
+		t.Errorf("queries musl %d glibc %d, want 2, 1", m.Queries, g.Queries)
+	}
+	if m.IdleFirst == nil || !m.IdleFirst.InTime || g.IdleFirst == nil || !g.IdleFirst.InTime {
+		t.Errorf("idle first musl %+v glibc %+v: both answered within their give-up times", m.IdleFirst, g.IdleFirst)
+	}
+	if m.ProbesPerMin != nil {
+		t.Errorf("probe rate %v for a run without a healthy stretch with clients", *m.ProbesPerMin)
+	}
+
+	h := &Run{Strategy: strategies()[3], Scenario: Scenario{Key: "healthy", Phases: []Phase{{Dur: 61 * time.Second, NextDNS: Healthy, Backup: Healthy}}},
+		ProbeTimes: []time.Duration{0, sec(5), sec(30)}, Switches: []Switch{{First: viaBackup}, {First: viaNextDNS}}}
+	f := compute(h, "")
+	if f.ProbesPerMin == nil || *f.ProbesPerMin != 2 {
+		t.Errorf("probe rate %v, want 2 a minute (the probe at the start left out)", f.ProbesPerMin)
+	}
+	if f.Switches != 2 || f.Failovers != 1 {
+		t.Errorf("switches %d failovers %d, want 2, 1", f.Switches, f.Failovers)
+	}
+}
+
+// TestLeakWithTwoEndpoints: with one NextDNS endpoint of two dark, a query at the backup is a leak.
+func TestLeakWithTwoEndpoints(t *testing.T) {
+	sc := benchScenarios(defaultShape(5*time.Second), 0)
+	i := slices.IndexFunc(sc, func(s Scenario) bool { return s.Key == "one-dead" })
+	one := sc[i]
+	st, _, _ := one.FaultWindow()
+	qq := q((st + time.Second).Seconds(), viaBackup, 0.001, (st + time.Second).Seconds())
+	f := compute(&Run{Strategy: strategies()[3], Scenario: one, Queries: []Query{qq}}, "")
+	if f.Leaked != 1 || f.LeakedDuringFault != 1 {
+		t.Errorf("leaked %d (during the fault %d), want 1", f.Leaked, f.LeakedDuringFault)
+	}
+	if one.Outage() {
+		t.Error("one endpoint of two dead is no outage")
+	}
+}
+
+// TestSummaryAndTargets: medians and worsts over the phases, and the PASS/FAIL lines.
+func TestSummaryAndTargets(t *testing.T) {
+	fig := func(scen, stub string, v int, pct, first float64, leaks, switches int, probes float64) Figures {
+		f := Figures{Strategy: "availability", Scenario: scen, Stub: stub, Variant: v, Leaked: leaks, Switches: switches, ProbesPerMin: &probes,
+			Window: &Window{AnsweredPct: pct}}
+		if first >= 0 {
+			f.FailoverS = &first
+		}
+		return f
+	}
+	var figs []Figures
+	for v, pct := range []float64{100, 99.9, 99.8, 97, 99.6} {
+		for _, stub := range stubNames {
+			figs = append(figs, fig("blackhole", stub, v, pct, 0.2*float64(v+1), 0, 2, 1))
+			figs = append(figs, fig("healthy", stub, v, 100, -1, 0, 0, float64(v)))
+		}
+	}
+	ss := summarize(figs, sourceNow)
+	if len(ss) != 2 || ss[0].Scenario != "healthy" || ss[1].Scenario != "blackhole" {
+		t.Fatalf("summaries %+v", ss)
+	}
+	b := ss[1]
+	if a := b.Stubs["musl"].Answered; a.Median != 99.8 || a.Worst != 97 || b.Runs != 5 {
+		t.Errorf("answered %+v over %d runs, want median 99.8, worst 97 over 5", a, b.Runs)
+	}
+	if f := b.Stubs["glibc"].First; f == nil || f.Median != 0.6 || f.Worst != 1 {
+		t.Errorf("first via backup %+v, want median 0.6, worst 1", f)
+	}
+	if p := ss[0].ProbesPerMin; p == nil || p.Median != 2 || p.Worst != 4 {
+		t.Errorf("probes %+v, want median 2, worst 4", p)
+	}
+	checks := targets(ss, nil)
+	failed := 0
+	for _, c := range checks {
+		if !c.OK {
+			failed++
+		}
+	}
+	// answered (2 stubs), first via backup (2), healthy leaks and switches, probes: 6, all pass
+	if len(checks) != 6 || failed != 0 {
+		t.Errorf("%d checks, %d failed: %+v", len(checks), failed, checks)
 	}
 }
 
@@ -209,16 +329,16 @@ func TestStaticWorlds(t *testing.T) {
 	t.Cleanup(func() { os.RemoveAll(root) })
 	all := strategies()
 	worlds := []*World{
-		{Index: 240, Strategy: all[0], Scenario: sc, Stub: quick, Rate: 20, Root: root},
-		{Index: 241, Strategy: all[1], Scenario: sc, Stub: quick, Rate: 20, Root: root},
+		{Index: 240, Strategy: all[0], Scenario: sc, Stubs: []dnsmasqtest.Stub{quick}, Rate: 20, Root: root},
+		{Index: 241, Strategy: all[1], Scenario: sc, Stubs: []dnsmasqtest.Stub{quick}, Rate: 20, Root: root},
 	}
-	runs, errs := runWorlds(context.Background(), worlds, 0)
+	runs, errs := runWorlds(context.Background(), worlds, 0, nil)
 	for _, err := range errs {
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	only, strict := compute(runs[0]), compute(runs[1])
+	only, strict := compute(runs[0], ""), compute(runs[1], "")
 	if only.ToBackup != 0 || only.LeakedBeforeFault != 0 {
 		t.Errorf("NextDNS only: %d queries reached the backup", only.ToBackup)
 	}
@@ -251,5 +371,28 @@ func TestThousands(t *testing.T) {
 				t.Errorf("thousands(%d) = %q, want %q", tc.n, got, tc.want)
 			}
 		})
+	}
+}
+
+// TestSetReplacesDefaultLines: an option given with -set replaces the default config's own line
+// for it, and the world's own options cannot be set.
+func TestSetReplacesDefaultLines(t *testing.T) {
+	o, err := parseFlags([]string{"-bench", "-set", "interval=2s,probe_name=probe.lab.example"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.shape.Interval != 2*time.Second {
+		t.Errorf("interval for the phases %v, want 2s", o.shape.Interval)
+	}
+	text := daemonConfig("availability", []string{"127.0.0.2#5300"}, nil, "/tmp/s", "/tmp/p", "/tmp/st", "/tmp/d", o.timings)
+	s, err := config.Read("set.conf", strings.NewReader(text))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, text)
+	}
+	if s.Interval != 2*time.Second || s.ProbeName != "probe.lab.example" {
+		t.Errorf("interval %v, probe name %q", s.Interval, s.ProbeName)
+	}
+	if _, err := parseFlags([]string{"-bench", "-set", "mode=privacy"}, io.Discard); err == nil {
+		t.Error("-set mode=privacy accepted: the world sets the mode")
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"io"
 	"slices"
 	"time"
+
+	"github.com/nextdns-failover/nextdns-failover/internal/dnsmasqtest"
 )
 
 // smokeTimings compress the daemon's timings so a failover and a fail-back fit in 30 s: probe
@@ -38,11 +40,11 @@ func runSmoke(ctx context.Context, o *options, stdout io.Writer) error {
 	sc := smokeScenario()
 	all := strategies()
 	worlds := []*World{
-		{Index: 250, Strategy: all[3], Scenario: sc, Stub: o.stub, Rate: o.rate, Bin: bin, Root: root, Timings: smokeTimings},
-		{Index: 251, Strategy: all[4], Scenario: sc, Stub: o.stub, Rate: o.rate, Bin: bin, Root: root, Timings: smokeTimings},
+		{Index: 250, Strategy: all[3], Scenario: sc, Stubs: []dnsmasqtest.Stub{o.stub}, Rate: o.rate, Bin: bin, Root: root, Timings: smokeTimings},
+		{Index: 251, Strategy: all[4], Scenario: sc, Stubs: []dnsmasqtest.Stub{o.stub}, Rate: o.rate, Bin: bin, Root: root, Timings: smokeTimings},
 	}
 	fmt.Fprintf(stdout, "failover-lab smoke: availability and privacy worlds, %v each, %s client, timings %v\n", sc.Duration(), o.stub.Name, smokeTimings)
-	runs, errs := runWorlds(ctx, worlds, 0)
+	runs, errs := runWorlds(ctx, worlds, 0, nil)
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
@@ -57,7 +59,7 @@ func runSmoke(ctx context.Context, o *options, stdout io.Writer) error {
 	}
 	fStart, fEnd, _ := sc.FaultWindow()
 	for _, r := range runs {
-		f := compute(r)
+		f := compute(r, "")
 		name := r.Strategy.Key
 		check(f.LeakedBeforeFault == 0, "%s: no client query reached the backup while NextDNS was healthy (got %d)", name, f.LeakedBeforeFault)
 		check(r.DaemonExit == "exit 0", "%s: the daemon exits 0 on SIGTERM (%s)", name, r.DaemonExit)

@@ -41,7 +41,11 @@ func timelineSVG(sc Scenario, runs []*Run) string {
 	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
 	stub := ""
 	if len(runs) > 0 {
-		stub = ", " + runs[0].Stub.Name + " client"
+		var names []string
+		for _, st := range runs[0].Stubs {
+			names = append(names, st.Name)
+		}
+		stub = ", " + strings.Join(names, " and ") + " clients"
 	}
 	fmt.Fprintf(&b, `<text x="10" y="18" font-size="14" font-weight="bold">%s%s</text>`+"\n", html.EscapeString(sc.Title), html.EscapeString(stub))
 

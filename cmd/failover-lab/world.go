@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -22,20 +23,25 @@ import (
 // The A records the fakes answer with tell the client who answered (documentation ranges,
 // data only).
 var (
-	nextdnsAnswer = netip.MustParseAddr("192.0.2.1")
-	backupAnswer  = netip.MustParseAddr("198.51.100.1")
+	nextdnsAnswer  = netip.MustParseAddr("192.0.2.1")
+	nextdns2Answer = netip.MustParseAddr("192.0.2.2")
+	backupAnswer   = netip.MustParseAddr("198.51.100.1")
 )
 
 // Via says which upstream answered a client query.
 const (
-	viaNextDNS = "nextdns"
+	viaNextDNS = "nextdns" // either NextDNS endpoint
 	viaBackup  = "backup"
-	viaNone    = "" // no answer: timeout, REFUSED, SERVFAIL
+	// viaNextDNS2 names the second NextDNS endpoint in a servers-file (answers from either
+	// endpoint are viaNextDNS).
+	viaNextDNS2 = "nextdns2"
+	viaNone     = "" // no answer: timeout, REFUSED, SERVFAIL
 )
 
 // Query is one client query and what became of it. Times are offsets from the world's start.
 type Query struct {
 	Seq      int           `json:"seq"`
+	Stub     string        `json:"stub"` // the client's stub resolver model
 	Sent     time.Duration `json:"sent"`
 	RTT      time.Duration `json:"rtt"`      // to the reply (0 when none)
 	Via      string        `json:"via"`      // nextdns, backup or "" (failed)
@@ -48,7 +54,7 @@ type Query struct {
 // Switch is an observed change of the servers-file.
 type Switch struct {
 	At    time.Duration `json:"at"`
-	First string        `json:"first"` // nextdns, backup, none
+	First string        `json:"first"` // nextdns, nextdns2, backup, none
 	Lines []string      `json:"lines"`
 }
 
@@ -91,7 +97,7 @@ type Event struct {
 type Run struct {
 	Strategy   Strategy
 	Scenario   Scenario
-	Stub       dnsmasqtest.Stub
+	Stubs      []dnsmasqtest.Stub
 	Queries    []Query
 	Switches   []Switch
 	Status     *daemonStatus // last status the daemon published, nil for static strategies
@@ -100,8 +106,11 @@ type Run struct {
 	// exited (daemon strategies).
 	Stopped      Switch
 	StoppedState string
-	ProbesNext   int // probe queries NextDNS received (any name but the clients')
+	ProbesNext   int // probe queries NextDNS received (any name but the clients'), both endpoints
 	ProbesBack   int // probe queries the backup received
+	// ProbeTimes are the arrivals of those probes at NextDNS (offsets from the start; the
+	// daemon's probes before the start are left out).
+	ProbeTimes []time.Duration
 	// PhaseStarts are the offsets at which each phase was really applied (a few ms after
 	// the nominal ones); leaks are judged against these.
 	PhaseStarts []time.Duration
@@ -112,25 +121,30 @@ type Run struct {
 // World is one dnsmasq with its fake NextDNS and fake backup (and the daemon for strategies
 // 4 and 5), on addresses of its own, so worlds run side by side.
 type World struct {
-	Index    int // picks the 127.42.<Index>.x addresses
+	Index    int // picks the 127.42.<Index>.x addresses (runWorlds picks one when 0)
 	Strategy Strategy
 	Scenario Scenario
-	Stub     dnsmasqtest.Stub
-	Rate     float64 // client queries a second
-	Bin      string  // nextdns-failover binary (daemon strategies)
-	Root     string  // parent folder of the world's folder
-	Timings  []string
-	Logf     func(format string, args ...any)
+	// Stubs are the client models; the clients take turns, so each sends Rate/len(Stubs).
+	Stubs []dnsmasqtest.Stub
+	Rate  float64 // client queries a second, all stubs together
+	// Align, when > 0 for a daemon strategy, starts the world's clock on a multiple of Align
+	// after the daemon's start: on one of its probe rounds when Align is its interval.
+	Align   time.Duration
+	Bin     string // nextdns-failover binary (daemon strategies)
+	Root    string // parent folder of the world's folder
+	Timings []string
+	Logf    func(format string, args ...any)
 	// OnEvent, when set, is told of phase changes and servers-file switches (the demo).
 	OnEvent func(Event)
 	// Progress, when set, is updated with every finished query (the demo).
 	Progress func(q Query)
 
-	dir     string
-	nextdns *fakedns.Server
-	backup  *fakedns.Server
-	dm      *dnsmasqtest.Dnsmasq
-	daemon  *daemon
+	dir      string
+	nextdns  *fakedns.Server
+	nextdns2 *fakedns.Server // nil unless Scenario.Two
+	backup   *fakedns.Server
+	dm       *dnsmasqtest.Dnsmasq
+	daemon   *daemon
 }
 
 // ErrNoBinary is returned for a daemon strategy when the nextdns-failover binary is missing.
@@ -155,7 +169,7 @@ func (w *World) Run(ctx context.Context) (*Run, error) {
 			return nil, fmt.Errorf("%w: %s", ErrNoBinary, w.Bin)
 		}
 	}
-	w.dir = filepath.Join(w.Root, w.Scenario.Key+"-"+w.Strategy.Key)
+	w.dir = filepath.Join(w.Root, fmt.Sprintf("%s-%d-%s", w.Scenario.Key, w.Scenario.Variant+1, w.Strategy.Key))
 	if err := os.MkdirAll(w.dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -176,7 +190,15 @@ func (w *World) build(ctx context.Context) error {
 		return err
 	}
 	w.backup.SetAnswerAddr(backupAnswer)
-	servers := []string{w.nextdns.Upstream()}
+	primary := []string{w.nextdns.Upstream()}
+	if w.Scenario.Two {
+		if w.nextdns2, err = fakedns.Start(w.addr(4)); err != nil {
+			return err
+		}
+		w.nextdns2.SetAnswerAddr(nextdns2Answer)
+		primary = append(primary, w.nextdns2.Upstream())
+	}
+	servers := slices.Clone(primary)
 	if w.Strategy.WithBackup {
 		servers = append(servers, w.backup.Upstream())
 	}
@@ -199,7 +221,7 @@ func (w *World) build(ctx context.Context) error {
 		return nil
 	}
 	cfg := filepath.Join(w.dir, "nextdns-failover.conf")
-	text := daemonConfig(w.Strategy.Mode, []string{w.nextdns.Upstream()}, []string{w.backup.Upstream()},
+	text := daemonConfig(w.Strategy.Mode, primary, []string{w.backup.Upstream()},
 		w.dm.ServersFile, w.dm.PIDFile, w.statusFile(), filepath.Join(w.dir, "dhcp.missing"), w.Timings)
 	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
 		return err
@@ -254,12 +276,38 @@ func readStatus(path string) (*daemonStatus, error) {
 // list within about a millisecond; 20 ms is fine enough for timelines measured in seconds.
 const pollEvery = 20 * time.Millisecond
 
+// fakes are the world's fake upstreams: NextDNS (one or two endpoints), then the backup.
+func (w *World) fakes() []*fakedns.Server {
+	out := []*fakedns.Server{w.nextdns}
+	if w.nextdns2 != nil {
+		out = append(out, w.nextdns2)
+	}
+	return append(out, w.backup)
+}
+
+// alignedStart is when the world's clock starts: now, or for a daemon world with Align set
+// the next multiple of Align after the daemon started (its rounds run start to start).
+func (w *World) alignedStart() time.Time {
+	now := time.Now()
+	if w.daemon == nil || w.Align <= 0 {
+		return now
+	}
+	n := (now.Sub(w.daemon.started) + w.Align - 1) / w.Align
+	return w.daemon.started.Add(n * w.Align)
+}
+
 func (w *World) run(ctx context.Context) (*Run, error) {
-	w.nextdns.Reset()
-	w.backup.Reset()
-	t0 := time.Now()
+	t0 := w.alignedStart()
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-time.After(time.Until(t0)):
+	}
+	for _, s := range w.fakes() {
+		s.Reset()
+	}
 	since := func() time.Duration { return time.Since(t0) }
-	r := &Run{Strategy: w.Strategy, Scenario: w.Scenario, Stub: w.Stub, Dir: w.dir}
+	r := &Run{Strategy: w.Strategy, Scenario: w.Scenario, Stubs: w.Stubs, Dir: w.dir}
 
 	// servers-file watcher
 	watchCtx, stopWatch := context.WithCancel(ctx)
@@ -298,13 +346,14 @@ func (w *World) run(ctx context.Context) (*Run, error) {
 	defer cancelClients()
 	seq := 0
 	launch := func() {
-		q := Query{Seq: seq, Sent: since(), AtBackup: -1, AtNext: -1}
+		stub := w.Stubs[seq%len(w.Stubs)]
+		q := Query{Seq: seq, Stub: stub.Name, Sent: since(), AtBackup: -1, AtNext: -1}
 		seq++
 		clientWG.Add(1)
 		go func() {
 			defer clientWG.Done()
 			name := fmt.Sprintf("%s%06d%s", clientPrefix, q.Seq, clientDomain)
-			rep, err := w.dm.Query(clientCtx, name, w.Stub)
+			rep, err := w.dm.Query(clientCtx, name, stub)
 			q.Sends = rep.Sends
 			switch {
 			case err != nil && errors.Is(err, dnsmasqtest.ErrNoAnswer):
@@ -313,7 +362,7 @@ func (w *World) run(ctx context.Context) (*Run, error) {
 				q.Outcome = "error"
 			case rep.Rcode != 0:
 				q.RTT, q.Outcome = rep.RTT, rcodeName(rep.Rcode)
-			case rep.A == nextdnsAnswer:
+			case rep.A == nextdnsAnswer || rep.A == nextdns2Answer:
 				q.RTT, q.Outcome, q.Via = rep.RTT, "answer", viaNextDNS
 			case rep.A == backupAnswer:
 				q.RTT, q.Outcome, q.Via = rep.RTT, "answer", viaBackup
@@ -334,8 +383,11 @@ func (w *World) run(ctx context.Context) (*Run, error) {
 	var phaseEnd time.Duration
 	for i, p := range w.Scenario.Phases {
 		p.NextDNS.apply(w.nextdns)
+		if w.nextdns2 != nil {
+			p.NextDNS2.apply(w.nextdns2)
+		}
 		p.Backup.apply(w.backup)
-		if w.OnEvent != nil && (i == 0 || p.NextDNS != w.Scenario.Phases[i-1].NextDNS || p.Backup != w.Scenario.Phases[i-1].Backup) {
+		if prev := w.Scenario.Phases[max(i-1, 0)]; w.OnEvent != nil && (i == 0 || p.NextDNS != prev.NextDNS || p.NextDNS2 != prev.NextDNS2 || p.Backup != prev.Backup) {
 			w.OnEvent(Event{At: since(), Phase: &p})
 		}
 		r.PhaseStarts = append(r.PhaseStarts, since())
@@ -355,7 +407,9 @@ func (w *World) run(ctx context.Context) (*Run, error) {
 				default:
 				}
 			}
-			launch()
+			if !p.Idle {
+				launch()
+			}
 			next += interval
 		}
 		if d := phaseEnd - since(); d > 0 {
@@ -389,25 +443,38 @@ func (w *World) run(ctx context.Context) (*Run, error) {
 
 // attribute fills each query's arrival at the fakes, and counts the probes.
 func (w *World) attribute(r *Run, t0 time.Time) {
-	nc, bc := w.nextdns.Snapshot(), w.backup.Snapshot()
+	ncs := []fakedns.Counts{w.nextdns.Snapshot()}
+	if w.nextdns2 != nil {
+		ncs = append(ncs, w.nextdns2.Snapshot())
+	}
+	bc := w.backup.Snapshot()
 	r.Elapsed = time.Since(t0)
 	for i := range r.Queries {
 		name := fmt.Sprintf("%s%06d%s", clientPrefix, r.Queries[i].Seq, clientDomain)
 		if s, ok := bc.Names[name]; ok {
 			r.Queries[i].AtBackup = s.First.Sub(t0)
 		}
-		if s, ok := nc.Names[name]; ok {
-			r.Queries[i].AtNext = s.First.Sub(t0)
+		for _, nc := range ncs {
+			if s, ok := nc.Names[name]; ok && (r.Queries[i].AtNext < 0 || s.First.Sub(t0) < r.Queries[i].AtNext) {
+				r.Queries[i].AtNext = s.First.Sub(t0)
+			}
 		}
 	}
 	isClient := func(n string) bool {
 		return strings.HasPrefix(n, clientPrefix) && strings.HasSuffix(n, clientDomain)
 	}
-	for n, s := range nc.Names {
-		if !isClient(n) {
+	for _, nc := range ncs {
+		for n, s := range nc.Names {
+			if isClient(n) {
+				continue
+			}
 			r.ProbesNext += s.Received
+			for _, at := range s.Times {
+				r.ProbeTimes = append(r.ProbeTimes, at.Sub(t0))
+			}
 		}
 	}
+	slices.Sort(r.ProbeTimes)
 	for n, s := range bc.Names {
 		if !isClient(n) {
 			r.ProbesBack += s.Received
@@ -428,6 +495,8 @@ func (w *World) classify(at time.Duration, b []byte) Switch {
 		switch v {
 		case w.nextdns.Upstream():
 			label = viaNextDNS
+		case w.upstream2():
+			label = viaNextDNS2
 		case w.backup.Upstream():
 			label = viaBackup
 		}
@@ -448,16 +517,27 @@ func (w *World) teardown() {
 			w.Logf("%s: %v", w.dir, err)
 		}
 	}
-	for _, s := range []*fakedns.Server{w.nextdns, w.backup} {
+	for _, s := range []*fakedns.Server{w.nextdns, w.nextdns2, w.backup} {
 		if s != nil {
 			s.Close()
 		}
 	}
 }
 
+// upstream2 is the second NextDNS endpoint in dnsmasq's notation, "" when there is none.
+func (w *World) upstream2() string {
+	if w.nextdns2 == nil {
+		return ""
+	}
+	return w.nextdns2.Upstream()
+}
+
 func describePhase(p Phase) string {
-	if p.NextDNS.Clean() && p.Backup.Clean() {
+	if p.NextDNS.Clean() && p.NextDNS2.Clean() && p.Backup.Clean() {
 		return "all upstreams healthy"
+	}
+	if !p.NextDNS2.Clean() {
+		return fmt.Sprintf("NextDNS %s and %s, backup %s", p.NextDNS.Label(), p.NextDNS2.Label(), p.Backup.Label())
 	}
 	return fmt.Sprintf("NextDNS %s, backup %s", p.NextDNS.Label(), p.Backup.Label())
 }
@@ -476,13 +556,14 @@ func rcodeName(rc int) string {
 
 // daemon is a running nextdns-failover.
 type daemon struct {
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error
-	tail *tail
-	log  *os.File
-	once sync.Once
-	exit string
+	started time.Time // just before the process started: its first probe round
+	cmd     *exec.Cmd
+	done    chan struct{}
+	err     error
+	tail    *tail
+	log     *os.File
+	once    sync.Once
+	exit    string
 }
 
 // daemonStopTimeout is how long the daemon gets to write the stopped list and exit after
@@ -499,6 +580,7 @@ func startDaemon(ctx context.Context, bin, cfg, logPath string) (*daemon, error)
 	out := io.MultiWriter(f, d.tail)
 	d.cmd.Stdout, d.cmd.Stderr = out, out
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	d.started = time.Now()
 	if err := d.cmd.Start(); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("%w: %v", ErrDaemon, err)

@@ -14,6 +14,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -67,6 +68,9 @@ type NameStats struct {
 	Answered int       // replies sent (any rcode), after any delay
 	First    time.Time // when the first query for it arrived
 	Last     time.Time // when the latest query for it arrived
+	// Times are the arrivals of every query for it, in order (resends included): the lab
+	// tells when probes came, not only how many.
+	Times []time.Time
 }
 
 // Counts is a snapshot of the server's counters.
@@ -229,6 +233,7 @@ func (s *Server) Snapshot() Counts {
 	c := s.counts
 	c.Names = make(map[string]NameStats, len(s.counts.Names))
 	for k, v := range s.counts.Names {
+		v.Times = slices.Clone(v.Times)
 		c.Names[k] = v
 	}
 	return c
@@ -284,6 +289,7 @@ func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) {
 		ns.First = now
 	}
 	ns.Last = now
+	ns.Times = append(ns.Times, now)
 	s.counts.Names[name] = ns
 	b, delay, answer := s.behaviour, s.delay, s.answer
 	drop := b == Drop || (s.dropShare > 0 && s.rng.Float64() < s.dropShare)
@@ -320,13 +326,19 @@ func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) {
 			return
 		}
 	}
+	// count before writing, so a client that has its reply never sees it uncounted
+	s.countAnswer(name, 1)
 	if err := w.WriteMsg(resp); err != nil {
-		return
+		s.countAnswer(name, -1)
 	}
+}
+
+// countAnswer adds n to the replies sent, in all and for name.
+func (s *Server) countAnswer(name string, n int) {
 	s.mu.Lock()
-	s.counts.Answered++
-	ns = s.counts.Names[name]
-	ns.Answered++
+	defer s.mu.Unlock()
+	s.counts.Answered += n
+	ns := s.counts.Names[name]
+	ns.Answered += n
 	s.counts.Names[name] = ns
-	s.mu.Unlock()
 }

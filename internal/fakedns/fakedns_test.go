@@ -151,9 +151,13 @@ func TestResetAndSnapshot(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	snap := s.Snapshot()
 	got := s.Reset()
 	if got.Received != 3 || got.Names["a.example."].Received != 2 || got.Names["b.example."].Answered != 1 {
 		t.Errorf("before reset: %+v", got)
+	}
+	if ts := snap.Names["a.example."].Times; len(ts) != 2 || ts[1].Before(ts[0]) || !ts[0].Equal(snap.Names["a.example."].First) {
+		t.Errorf("arrival times of a.example: %v", ts)
 	}
 	if after := s.Snapshot(); after.Received != 0 || len(after.Names) != 0 {
 		t.Errorf("after reset: %+v", after)
