@@ -103,11 +103,15 @@ func TestRunAsAnotherUserWithDHCPCopy(t *testing.T) {
 	option dnsmasq_instance '%s'
 `, nd.Upstream(), bk.Upstream(), interval, fastInterval, probeTimeout, dm.ServersFile, statusF, dhcp, section)), 0o644)
 
-	start := func(args ...string) (*exec.Cmd, *syncBuffer) {
+	// start runs the daemon as nobody, or (asRoot) as root with -user nobody: the init
+	// script's way where there is no ujail, so that passive observation gets its socket.
+	start := func(asRoot bool, args ...string) (*exec.Cmd, *syncBuffer) {
 		log := &syncBuffer{}
 		cmd := exec.Command(bin, append([]string{"run", "-c", cfg, "-hooks", filepath.Join(world, "none")}, args...)...)
 		cmd.Stdout, cmd.Stderr = log, log
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+		if !asRoot {
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+		}
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -143,19 +147,29 @@ func TestRunAsAnotherUserWithDHCPCopy(t *testing.T) {
 	}
 
 	// Without -dhcp: dhcp is unreadable, and the pid folder holds two pid files.
-	cmd, log := start()
+	cmd, log := start(false)
 	waitFor("the problem reported", func() bool { return strings.Contains(state().Problem, "pid file") })
 	if !strings.Contains(log.String(), "permission denied") {
 		t.Errorf("without -dhcp the log does not say dhcp is unreadable:\n%s", log.String())
 	}
 	cmd.Process.Kill()
 
-	// With -dhcp: found and signalled.
-	_, log = start("-dhcp", dhcpCopy)
+	// With -dhcp, started as root with -user nobody: found and signalled, passive
+	// observation on, and the process runs as nobody with no capability left.
+	cmd, log = start(true, "-dhcp", dhcpCopy, "-user", "nobody")
 	waitFor("dnsmasq signalled", func() bool {
 		st := state()
 		return st.State == "healthy" && st.Counters.Signals > 0 && st.Problem == ""
 	})
+	if p := state().Passive; p != "on" {
+		t.Errorf("passive %q: want on (the socket is opened before the drop)", p)
+	}
+	proc, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+	for _, want := range []string{fmt.Sprintf("Uid:\t%d\t%d\t%d\t%d", uid, uid, uid, uid), fmt.Sprintf("Gid:\t%d\t%d\t%d\t%d", gid, gid, gid, gid), "CapEff:\t0000000000000000", "CapPrm:\t0000000000000000"} {
+		if !strings.Contains(string(proc), want) {
+			t.Errorf("/proc/PID/status lacks %q:\n%s", want, proc)
+		}
+	}
 	nd.Drop()
 	waitFor("failover", func() bool { return state().State == "failover" })
 	ask := func() bool {

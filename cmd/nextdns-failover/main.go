@@ -32,7 +32,7 @@ type command struct {
 
 func commands() []command {
 	return []command{
-		{"run", "[-c FILE] [-dhcp FILE] [-v]", "the watchdog daemon (SIGHUP reloads the config, SIGTERM leaves the static list)", cmdRun},
+		{"run", "[-c FILE] [-dhcp FILE] [-user NAME] [-v]", "the watchdog daemon (SIGHUP reloads the config, SIGTERM leaves the static list)", cmdRun},
 		{"check", "[-c FILE] [-root DIR]", "validate the config, audit dnsmasq's config for leaks and server lines ahead of ours, find local NextDNS forwarders", cmdCheck},
 		{"render", "[-c FILE] [--state healthy|failover|stopped] [--write]", "print (or write) the servers-file for a state", cmdRender},
 		{"probe", "[-c FILE] [--json]", "probe every upstream once now", cmdProbe},

@@ -31,10 +31,11 @@ const gcPercent = 50
 const hookTimeout = 10 * time.Second
 
 func cmdRun(args []string, stdout, stderr io.Writer) int {
-	fs, cfg := flags("run", "[-c FILE] [-dhcp FILE] [-v]", stderr)
+	fs, cfg := flags("run", "[-c FILE] [-dhcp FILE] [-user NAME] [-v]", stderr)
 	verbose := fs.Bool("v", false, "log every probe (debug)")
 	hookDir := fs.String("hooks", hooks.DefaultDir, "run the scripts in this `dir` on every state change")
 	dhcp := fs.String("dhcp", "", "read dnsmasq's dhcp config (instance, pid file, leak audit) from this `file` instead of dhcp_config: a copy the init script makes as root when the daemon runs as the dnsmasq user")
+	runAs := fs.String("user", "", "start as root, open the packet socket, then run as this `user` (the init script's choice where there is no ujail)")
 	if code := parse(fs, args); code >= 0 {
 		return code
 	}
@@ -84,9 +85,19 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		Observe:  observe,
 		Audit:    dnsmasq.AuditServers,
 		Decorate: link.decorate,
-		Logf:     logf,
-		Debugf:   debugf,
-		Version:  version,
+		Drop: func() error {
+			if *runAs == "" {
+				return nil
+			}
+			if err := dropTo(*runAs); err != nil {
+				return err
+			}
+			logf("running as %s from now on", *runAs)
+			return nil
+		},
+		Logf:    logf,
+		Debugf:  debugf,
+		Version: version,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "%v\n", err)
@@ -124,7 +135,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		os.Remove(overridePath(s))
 	}
 	if err := w.Run(ctx, reload, control); err != nil {
-		logf("%v", err)
+		logf("error: %v", err)
 		return exitFail
 	}
 	return exitOK

@@ -78,6 +78,10 @@ type Deps struct {
 	// Observe opens the passive observer for the upstreams (config order); nil or an error
 	// means passive evidence is off, and the error says why (shown in the status).
 	Observe func(ups []netip.AddrPort, timeout time.Duration) (Observer, error)
+	// Drop is called once in Run right after the passive observer is opened (or found
+	// unavailable), before anything else: a daemon started as root to open the packet socket
+	// gives up root there. An error ends Run at once. May be nil.
+	Drop func() error
 	// Decorate adds what others keep (the linked IP...) to every published status; may be nil.
 	Decorate func(*status.Status)
 	// Audit checks the setup at start and on every reload (server= lines ahead of ours...);
@@ -221,6 +225,11 @@ func (w *Watchdog) Run(ctx context.Context, reload <-chan struct{}, control <-ch
 		w.s.Mode, len(w.s.Primary), len(w.s.Secondary), w.s.Interval, w.s.FastInterval, w.s.Timeout, w.s.FailAfter, w.s.RecoverAfter, w.s.HoldDown)
 	w.openObserver()
 	defer w.closeObserver()
+	if w.d.Drop != nil {
+		if err := w.d.Drop(); err != nil {
+			return err
+		}
+	}
 	w.audit()
 	// One signal at start even if the file is unchanged: a daemon that died between a write and
 	// its signal left dnsmasq on an older list.
