@@ -19,6 +19,12 @@ import (
 // ethPAll is ETH_P_ALL: every protocol, in both directions.
 const ethPAll = 0x0003
 
+// rcvBuf is the receive buffer asked for. Each queued packet costs the kernel's buffer
+// accounting about a kilobyte however short the filter cut it, so the default (208 KB) holds
+// ~200 packets: a burst of 50 queries seen twice each way on loopback. A lost reply would make
+// its query look unanswered; 1 MB (when net.core.rmem_max allows) makes that a flood's problem.
+const rcvBuf = 1 << 20
+
 // openSocket opens the cooked packet socket with prog attached.
 func openSocket(prog []insn) (*os.File, error) {
 	fd, err := syscall.Socket(syscall.AF_PACKET, syscall.SOCK_DGRAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
@@ -29,6 +35,8 @@ func openSocket(prog []insn) (*os.File, error) {
 		syscall.Close(fd)
 		return nil, err
 	}
+	// Best effort (the kernel caps it at net.core.rmem_max): see rcvBuf.
+	syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_RCVBUF, rcvBuf)
 	if err := syscall.Bind(fd, &syscall.SockaddrLinklayer{Protocol: htons(ethPAll)}); err != nil {
 		syscall.Close(fd)
 		return nil, unavailable("bind", err)
