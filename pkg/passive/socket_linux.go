@@ -88,3 +88,15 @@ func htons(v uint16) uint16 {
 	binary.BigEndian.PutUint16(b[:], v)
 	return binary.NativeEndian.Uint16(b[:])
 }
+
+// drops returns and resets the count of packets the socket dropped (PACKET_STATISTICS'
+// tp_drops; reading the statistics resets them). The struct is two native-endian 32-bit
+// counters, tp_packets then tp_drops: package syscall has no getter for it, but
+// GetsockoptIPMreq reads exactly 8 bytes into two 4-byte arrays, on every architecture.
+func drops(fd int) uint32 {
+	m, err := syscall.GetsockoptIPMreq(fd, syscall.SOL_PACKET, syscall.PACKET_STATISTICS)
+	if err != nil {
+		return 0
+	}
+	return binary.NativeEndian.Uint32(m.Interface[:])
+}

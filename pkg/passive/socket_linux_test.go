@@ -335,6 +335,9 @@ func BenchmarkSocketPath1000Queries(b *testing.B) {
 				time.Sleep(50 * time.Millisecond) // the last packets' reads
 				got := w.Take(time.Now())[0]
 				b.ReportMetric(100*float64(got.Answered)/float64(b.N*1000), "seen-%")
+				w.mu.Lock()
+				b.ReportMetric(float64(w.drops), "dropped-packets")
+				w.mu.Unlock()
 				if got.Answered < b.N*1000*9/10 {
 					b.Errorf("watched %d of %d", got.Answered, b.N*1000)
 				}
@@ -431,5 +434,43 @@ func BenchmarkFilterReject(b *testing.B) {
 			b.ReportMetric(float64(sender.Nanoseconds())/float64(b.N), "sender-ns/op")
 			b.ReportMetric(float64(self.Nanoseconds())/float64(b.N), "watcher-ns/op")
 		})
+	}
+}
+
+func TestDropsCounted(t *testing.T) {
+	sink, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	up := sink.LocalAddr().(*net.UDPAddr).AddrPort()
+	prog, _ := filter([]netip.AddrPort{up})
+	f, err := openSocket(prog)
+	if errors.Is(err, ErrUnavailable) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rc, _ := f.SyscallConn()
+	rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 0) })
+	c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(up))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	q := make([]byte, dnsHeaderLen+8) // a DNS query header (QR clear) and a little more
+	for range 500 {                   // never read: the minimal buffer overflows at once
+		c.Write(q)
+	}
+	var n uint32
+	rc.Control(func(fd uintptr) { n = drops(int(fd)) })
+	if n == 0 || n > 1000 {
+		t.Errorf("drops = %d after 500 queries (1000 packets) into a minimal buffer", n)
+	}
+	rc.Control(func(fd uintptr) { n = drops(int(fd)) })
+	if n != 0 {
+		t.Errorf("drops = %d on the second read, want 0 (reading resets)", n)
 	}
 }
