@@ -89,6 +89,7 @@ type entry struct {
 	settled time.Time // when it was answered or counted unanswered
 	seq     uint64    // insertion number, to match the eviction queue
 	st      state
+	doubt   bool // packets were lost while it was pending: its reply may have been one
 }
 
 // Ledger matches dnsmasq's queries to its upstreams with their replies and keeps per-upstream
@@ -306,8 +307,10 @@ func (l *Ledger) expire(now time.Time) (next time.Time) {
 			e.st, e.settled = unanswered, now
 			s := &l.stats[k.up]
 			s.Unanswered++
-			s.Silent++
-			l.grew = true
+			if !e.doubt {
+				s.Silent++
+				l.grew = true
+			}
 		case answered:
 			if !now.Before(e.settled.Add(answeredHold)) {
 				delete(l.entries, k)
@@ -322,6 +325,17 @@ func (l *Ledger) expire(now time.Time) (next time.Time) {
 		l.order, l.orderAt = l.order[:0], l.orderAt[:0]
 	}
 	return next
+}
+
+// lost records that the socket dropped packets: every query pending now may have lost its
+// reply, so when it times out it counts as Unanswered but does not grow Silent. A socket that
+// cannot keep up must not make an upstream look silent.
+func (l *Ledger) lost() {
+	for _, e := range l.entries {
+		if e.st == pending {
+			e.doubt = true
+		}
+	}
 }
 
 // Take runs Expire(now) and returns every upstream's Stats in config order, then starts a new

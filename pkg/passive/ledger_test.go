@@ -254,3 +254,14 @@ func BenchmarkLedger1000Queries(b *testing.B) {
 		l.Expire(ms(base + 1000))
 	}
 }
+
+func TestLostPacketsDoNotGrowSilent(t *testing.T) {
+	l := NewLedger([]netip.AddrPort{upA}, testTimeout)
+	l.Observe(q(0, upA, 1, 1))
+	l.lost() // the socket dropped packets while query 1 was pending
+	l.Observe(q(10, upA, 2, 2))
+	got := l.Take(ms(2100))[0]
+	if got.Unanswered != 2 || got.Silent != 1 {
+		t.Errorf("Take = %+v, want Unanswered 2, Silent 1 (only the query sent after the loss)", got)
+	}
+}

@@ -19,6 +19,12 @@ import (
 // ethPAll is ETH_P_ALL: every protocol, in both directions.
 const ethPAll = 0x0003
 
+// rcvBuf is the receive buffer asked for. Each queued packet costs the kernel's buffer
+// accounting about a kilobyte however short the filter cut it, so the default (208 KB) holds
+// ~200 packets: a burst of 50 queries seen twice each way on loopback. A lost reply would make
+// its query look unanswered; 1 MB (when net.core.rmem_max allows) makes that a flood's problem.
+const rcvBuf = 1 << 20
+
 // openSocket opens the cooked packet socket with prog attached.
 func openSocket(prog []insn) (*os.File, error) {
 	fd, err := syscall.Socket(syscall.AF_PACKET, syscall.SOCK_DGRAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
@@ -29,6 +35,8 @@ func openSocket(prog []insn) (*os.File, error) {
 		syscall.Close(fd)
 		return nil, err
 	}
+	// Best effort (the kernel caps it at net.core.rmem_max): see rcvBuf.
+	syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_RCVBUF, rcvBuf)
 	if err := syscall.Bind(fd, &syscall.SockaddrLinklayer{Protocol: htons(ethPAll)}); err != nil {
 		syscall.Close(fd)
 		return nil, unavailable("bind", err)
@@ -79,4 +87,16 @@ func htons(v uint16) uint16 {
 	var b [2]byte
 	binary.BigEndian.PutUint16(b[:], v)
 	return binary.NativeEndian.Uint16(b[:])
+}
+
+// drops returns and resets the count of packets the socket dropped (PACKET_STATISTICS'
+// tp_drops; reading the statistics resets them). The struct is two native-endian 32-bit
+// counters, tp_packets then tp_drops: package syscall has no getter for it, but
+// GetsockoptIPMreq reads exactly 8 bytes into two 4-byte arrays, on every architecture.
+func drops(fd int) uint32 {
+	m, err := syscall.GetsockoptIPMreq(fd, syscall.SOL_PACKET, syscall.PACKET_STATISTICS)
+	if err != nil {
+		return 0
+	}
+	return binary.NativeEndian.Uint32(m.Interface[:])
 }

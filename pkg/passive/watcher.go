@@ -35,6 +35,7 @@ type Watcher struct {
 	timer  *time.Timer // expiry; nil until first armed
 	armed  bool
 	closed bool
+	drops  uint64 // packets the kernel dropped for want of buffer space, so far
 }
 
 // Open opens the packet socket with a filter for upstreams and returns a Watcher that counts a
@@ -115,6 +116,7 @@ func (w *Watcher) arm(d time.Duration) {
 // expire is the expiry timer's function: Expire, then re-arm for the next pending deadline.
 func (w *Watcher) expire() {
 	w.mu.Lock()
+	w.checkDrops()
 	now := w.now()
 	next := w.ledger.expire(now)
 	w.armed = false
@@ -125,6 +127,21 @@ func (w *Watcher) expire() {
 	w.mu.Unlock()
 	if grew {
 		w.nudge()
+	}
+}
+
+// checkDrops asks the kernel whether the socket dropped packets since the last call (its
+// receive buffer was full) and, if so, tells the ledger. w.mu is held.
+func (w *Watcher) checkDrops() {
+	rc, err := w.f.SyscallConn()
+	if err != nil {
+		return
+	}
+	var n uint32
+	rc.Control(func(fd uintptr) { n = drops(int(fd)) })
+	if n > 0 {
+		w.drops += uint64(n)
+		w.ledger.lost()
 	}
 }
 
@@ -150,6 +167,7 @@ func (w *Watcher) Suspect() <-chan struct{} { return w.suspect }
 // Take returns every upstream's Stats in config order and starts a new window (Ledger.Take).
 func (w *Watcher) Take(now time.Time) []Stats {
 	w.mu.Lock()
+	w.checkDrops()
 	s := w.ledger.Take(now)
 	grew := w.takeGrew()
 	w.mu.Unlock()
