@@ -180,12 +180,21 @@ func (w *World) Run(ctx context.Context) (*Run, error) {
 	return w.run(ctx)
 }
 
+// isClient tells the clients' queries from the daemon's probes by name.
+func isClient(n string) bool {
+	return strings.HasPrefix(n, clientPrefix) && strings.HasSuffix(n, clientDomain)
+}
+
+// isProbe is any query that is not a client's: the daemon's probes.
+func isProbe(n string) bool { return !isClient(n) }
+
 func (w *World) build(ctx context.Context) error {
 	var err error
 	if w.nextdns, err = fakedns.Start(w.addr(2)); err != nil {
 		return err
 	}
 	w.nextdns.SetAnswerAddr(nextdnsAnswer)
+	w.nextdns.KeepTimes(isProbe)
 	if w.backup, err = fakedns.Start(w.addr(3)); err != nil {
 		return err
 	}
@@ -196,6 +205,7 @@ func (w *World) build(ctx context.Context) error {
 			return err
 		}
 		w.nextdns2.SetAnswerAddr(nextdns2Answer)
+		w.nextdns2.KeepTimes(isProbe)
 		primary = append(primary, w.nextdns2.Upstream())
 	}
 	servers := slices.Clone(primary)
@@ -459,9 +469,6 @@ func (w *World) attribute(r *Run, t0 time.Time) {
 				r.Queries[i].AtNext = s.First.Sub(t0)
 			}
 		}
-	}
-	isClient := func(n string) bool {
-		return strings.HasPrefix(n, clientPrefix) && strings.HasSuffix(n, clientDomain)
 	}
 	for _, nc := range ncs {
 		for n, s := range nc.Names {

@@ -68,8 +68,8 @@ type NameStats struct {
 	Answered int       // replies sent (any rcode), after any delay
 	First    time.Time // when the first query for it arrived
 	Last     time.Time // when the latest query for it arrived
-	// Times are the arrivals of every query for it, in order (resends included): the lab
-	// tells when probes came, not only how many.
+	// Times are the arrivals of every query for it, in order (resends included), for the
+	// names KeepTimes accepts: the lab tells when probes came, not only how many.
 	Times []time.Time
 }
 
@@ -91,6 +91,7 @@ type Server struct {
 	mu        sync.Mutex
 	behaviour Behaviour
 	dropShare float64
+	timed     func(name string) bool // names whose arrival times are kept (NameStats.Times)
 	delay     time.Duration
 	answer    netip.Addr
 	rng       *rand.Rand
@@ -198,6 +199,15 @@ func (s *Server) Delay(d time.Duration) {
 	s.delay = max(d, 0)
 }
 
+// KeepTimes keeps the arrival time of every query for the names f accepts (NameStats.Times),
+// e.g. the probes and not the clients' queries; nil (the default) keeps none, so that a long
+// run's memory stays flat.
+func (s *Server) KeepTimes(f func(name string) bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.timed = f
+}
+
 // SetAnswerAddr sets the IPv4 address the server puts in its A records. Give each server of
 // a world its own (documentation ranges such as 192.0.2.x) to see who answered a client.
 func (s *Server) SetAnswerAddr(a netip.Addr) {
@@ -289,7 +299,9 @@ func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) {
 		ns.First = now
 	}
 	ns.Last = now
-	ns.Times = append(ns.Times, now)
+	if s.timed != nil && s.timed(name) {
+		ns.Times = append(ns.Times, now)
+	}
 	s.counts.Names[name] = ns
 	b, delay, answer := s.behaviour, s.delay, s.answer
 	drop := b == Drop || (s.dropShare > 0 && s.rng.Float64() < s.dropShare)

@@ -146,6 +146,7 @@ func TestDelayDoesNotBlockOtherQueries(t *testing.T) {
 
 func TestResetAndSnapshot(t *testing.T) {
 	s := start(t)
+	s.KeepTimes(func(n string) bool { return n == "a.example." })
 	for _, n := range []string{"a.example", "a.example", "b.example"} {
 		if _, err := ask(s, "udp", n, shortTimeout); err != nil {
 			t.Fatal(err)
@@ -158,6 +159,9 @@ func TestResetAndSnapshot(t *testing.T) {
 	}
 	if ts := snap.Names["a.example."].Times; len(ts) != 2 || ts[1].Before(ts[0]) || !ts[0].Equal(snap.Names["a.example."].First) {
 		t.Errorf("arrival times of a.example: %v", ts)
+	}
+	if ts := snap.Names["b.example."].Times; len(ts) != 0 {
+		t.Errorf("arrival times kept for b.example, which KeepTimes does not accept: %v", ts)
 	}
 	if after := s.Snapshot(); after.Received != 0 || len(after.Names) != 0 {
 		t.Errorf("after reset: %+v", after)

@@ -378,7 +378,9 @@ func TestProbeFreshSocketAndID(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	// 20 IDs drawn from 65536: a repeat has odds of about 0.3%; two repeats would be a defect.
-	if len(ports) != probes || len(ids) < probes-1 {
+	// The kernel draws ephemeral ports at random from about 28,000: a repeat there has odds
+	// of about 0.7% (seen once in CI-like runs); a socket reused on purpose would repeat all.
+	if len(ports) < probes-1 || len(ids) < probes-1 {
 		t.Errorf("%d probes used %d source ports and %d IDs, want fresh ones each time", probes, len(ports), len(ids))
 	}
 }
