@@ -377,9 +377,71 @@ func (o Object) Num(key string) float64 { f, _ := o[key].(float64); return f }
 func (o Object) Bool(key string) bool { b, _ := o[key].(bool); return b }
 
 // Time returns the RFC 3339 time under key (zero when missing or malformed).
-func (o Object) Time(key string) time.Time {
-	t, _ := time.Parse(time.RFC3339Nano, o.Str(key))
-	return t
+func (o Object) Time(key string) time.Time { return parseTime(o.Str(key)) }
+
+// parseTime parses what Writer.Time writes (time.RFC3339Nano) as time.Parse does, including
+// the location of a numeric offset (Local when it has that offset then, else a fixed zone);
+// it returns the zero time on anything else, including the few forms only time.Parse's
+// general layout parser takes (a one-digit hour, a comma before the fraction), which
+// Writer.Time never writes. That parser is why this is not time.Parse: 18 KB of mips code.
+func parseTime(s string) time.Time {
+	bad := len(s) < len("2006-01-02T15:04:05Z") || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':'
+	num := func(from, to int) int {
+		n := 0
+		for i := from; i < to && !bad; i++ {
+			if s[i] < '0' || s[i] > '9' {
+				bad = true
+			}
+			n = n*10 + int(s[i]-'0')
+		}
+		return n
+	}
+	if bad {
+		return time.Time{}
+	}
+	year, month, day := num(0, 4), num(5, 7), num(8, 10)
+	hour, minute, sec := num(11, 13), num(14, 16), num(17, 19)
+	rest := s[19:]
+	nsec := 0
+	if len(rest) >= 2 && rest[0] == '.' && rest[1] >= '0' && rest[1] <= '9' {
+		n := 1
+		for ; n < len(rest) && rest[n] >= '0' && rest[n] <= '9'; n++ {
+			if n <= 9 { // digits past nanoseconds are dropped, as time.Parse does
+				nsec = nsec*10 + int(rest[n]-'0')
+			}
+		}
+		for i := n; i <= 9; i++ {
+			nsec *= 10
+		}
+		rest = rest[n:]
+	}
+	if bad || month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || sec > 59 {
+		return time.Time{}
+	}
+	t := time.Date(year, time.Month(month), day, hour, minute, sec, nsec, time.UTC)
+	if t.Day() != day { // February 30th and the like
+		return time.Time{}
+	}
+	if rest == "Z" {
+		return t
+	}
+	if len(rest) != len("-07:00") || (rest[0] != '+' && rest[0] != '-') || rest[3] != ':' {
+		return time.Time{}
+	}
+	z := len(s) - len(rest)
+	zh, zm := num(z+1, z+3), num(z+4, z+6)
+	if bad || zh > 24 || zm > 60 { // the bounds of time.Parse, which falls back on its general parser here
+		return time.Time{}
+	}
+	offset := zh*3600 + zm*60
+	if rest[0] == '-' {
+		offset = -offset
+	}
+	t = t.Add(-time.Duration(offset) * time.Second)
+	if _, off := t.In(time.Local).Zone(); off == offset {
+		return t.In(time.Local)
+	}
+	return t.In(time.FixedZone("", offset))
 }
 
 // Duration returns the Go duration string under key ("1.5s").
