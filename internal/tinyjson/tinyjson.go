@@ -385,27 +385,24 @@ func (o Object) Time(key string) time.Time { return parseTime(o.Str(key)) }
 // general layout parser takes (a one-digit hour, a comma before the fraction), which
 // Writer.Time never writes. That parser is why this is not time.Parse: 18 KB of mips code.
 func parseTime(s string) time.Time {
-	bad := len(s) < len("2006-01-02T15:04:05Z") || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':'
-	num := func(from, to int) int {
-		n := 0
-		for i := from; i < to && !bad; i++ {
-			if s[i] < '0' || s[i] > '9' {
-				bad = true
-			}
-			n = n*10 + int(s[i]-'0')
-		}
-		return n
-	}
-	if bad {
+	if len(s) < len("2006-01-02T15:04:05Z") || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' {
 		return time.Time{}
 	}
-	year, month, day := num(0, 4), num(5, 7), num(8, 10)
-	hour, minute, sec := num(11, 13), num(14, 16), num(17, 19)
+	var v [6]int // year, month, day, hour, minute, second
+	for i, at := range [6]int{0, 5, 8, 11, 14, 17} {
+		width := 2
+		if i == 0 {
+			width = 4
+		}
+		if v[i] = digits(s[at : at+width]); v[i] < 0 {
+			return time.Time{}
+		}
+	}
 	rest := s[19:]
 	nsec := 0
-	if len(rest) >= 2 && rest[0] == '.' && rest[1] >= '0' && rest[1] <= '9' {
+	if len(rest) >= 2 && rest[0] == '.' && digits(rest[1:2]) >= 0 {
 		n := 1
-		for ; n < len(rest) && rest[n] >= '0' && rest[n] <= '9'; n++ {
+		for ; n < len(rest) && digits(rest[n:n+1]) >= 0; n++ {
 			if n <= 9 { // digits past nanoseconds are dropped, as time.Parse does
 				nsec = nsec*10 + int(rest[n]-'0')
 			}
@@ -415,11 +412,11 @@ func parseTime(s string) time.Time {
 		}
 		rest = rest[n:]
 	}
-	if bad || month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || sec > 59 {
+	if v[1] < 1 || v[1] > 12 || v[2] < 1 || v[3] > 23 || v[4] > 59 || v[5] > 59 {
 		return time.Time{}
 	}
-	t := time.Date(year, time.Month(month), day, hour, minute, sec, nsec, time.UTC)
-	if t.Day() != day { // February 30th and the like
+	t := time.Date(v[0], time.Month(v[1]), v[2], v[3], v[4], v[5], nsec, time.UTC)
+	if t.Day() != v[2] { // February 30th and the like
 		return time.Time{}
 	}
 	if rest == "Z" {
@@ -428,9 +425,9 @@ func parseTime(s string) time.Time {
 	if len(rest) != len("-07:00") || (rest[0] != '+' && rest[0] != '-') || rest[3] != ':' {
 		return time.Time{}
 	}
-	z := len(s) - len(rest)
-	zh, zm := num(z+1, z+3), num(z+4, z+6)
-	if bad || zh > 24 || zm > 60 { // the bounds of time.Parse, which falls back on its general parser here
+	// The bounds of time.Parse, which falls back on its general parser here.
+	zh, zm := digits(rest[1:3]), digits(rest[4:6])
+	if zh < 0 || zm < 0 || zh > 24 || zm > 60 {
 		return time.Time{}
 	}
 	offset := zh*3600 + zm*60
@@ -442,6 +439,21 @@ func parseTime(s string) time.Time {
 		return t.In(time.Local)
 	}
 	return t.In(time.FixedZone("", offset))
+}
+
+// digits is the decimal number s, or -1 when s is empty or holds anything but digits.
+func digits(s string) int {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return -1
+		}
+		n = n*10 + int(s[i]-'0')
+	}
+	if s == "" {
+		return -1
+	}
+	return n
 }
 
 // Duration returns the Go duration string under key ("1.5s").
