@@ -522,6 +522,9 @@ func (m *Machine) Unsettled() bool {
 func (m *Machine) PrimaryUp() []bool   { return ups(m.Primary) }
 func (m *Machine) SecondaryUp() []bool { return ups(m.Secondary) }
 
+// Not inlined: inlined at its call sites it cost the mips binary 1.8 KB of code (measured).
+//
+//go:noinline
 func ups(ts []Tracker) []bool {
 	up := make([]bool, len(ts))
 	for i := range ts {
