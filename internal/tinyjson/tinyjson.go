@@ -40,6 +40,10 @@ func (w *Writer) sep(key string) {
 }
 
 // Open starts an object ('{') or array ('[') under key ("" inside arrays and at the top).
+//
+// Not inlined: inlined at its call sites it cost the mips binary 0.7 KB of code (measured).
+//
+//go:noinline
 func (w *Writer) Open(key string, c byte) {
 	w.sep(key)
 	w.b = append(w.b, c)
@@ -169,6 +173,9 @@ func (p *parser) fail(what string) error {
 	return fmt.Errorf("%w: %s at byte %d", ErrSyntax, what, p.i)
 }
 
+// Not inlined: inlined at its 8 call sites it cost the mips binary 0.5 KB of code (measured).
+//
+//go:noinline
 func (p *parser) space() {
 	for p.i < len(p.b) && (p.b[p.i] == ' ' || p.b[p.i] == '\n' || p.b[p.i] == '\t' || p.b[p.i] == '\r') {
 		p.i++

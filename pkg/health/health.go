@@ -341,6 +341,10 @@ func (m *Machine) SetMinGap(g time.Duration) {
 }
 
 // Tracker returns upstream i's tracker: primaries first, then secondaries.
+//
+// Not inlined: inlined at its 16 call sites it cost the mips binary 0.4 KB of code (measured).
+//
+//go:noinline
 func (m *Machine) Tracker(i int) *Tracker {
 	if i < len(m.Primary) {
 		return &m.Primary[i]
