@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"strconv"
@@ -37,14 +36,12 @@ func dropTo(name string) error {
 
 // lookupUser finds name's uid and gid in a passwd file (name:password:uid:gid:...).
 func lookupUser(path, name string) (uid, gid int, err error) {
-	f, err := os.Open(path)
+	data, err := os.ReadFile(path) // not bufio.Scanner: 4 KB more of the mips binary
 	if err != nil {
 		return 0, 0, fmt.Errorf("-user %s: %w", name, err)
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Split(sc.Text(), ":")
+	for _, line := range strings.Split(string(data), "\n") {
+		fields := strings.Split(strings.TrimSuffix(line, "\r"), ":")
 		if len(fields) < 4 || fields[0] != name {
 			continue
 		}
@@ -54,9 +51,6 @@ func lookupUser(path, name string) (uid, gid int, err error) {
 			return 0, 0, fmt.Errorf("-user %s: %s: bad uid or gid %q:%q", name, path, fields[2], fields[3])
 		}
 		return uid, gid, nil
-	}
-	if err := sc.Err(); err != nil {
-		return 0, 0, fmt.Errorf("-user %s: %s: %w", name, path, err)
 	}
 	return 0, 0, fmt.Errorf("-user %s: no such user in %s", name, path)
 }

@@ -97,3 +97,44 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestParseTimeAsTimeParse: parseTime agrees with time.Parse(time.RFC3339Nano, ...) on what
+// Writer.Time writes, on offsets (the local one and others) and on malformed input.
+func TestParseTimeAsTimeParse(t *testing.T) {
+	local := time.Date(2026, 7, 1, 12, 0, 0, 0, time.Local).Format(time.RFC3339Nano)
+	for _, s := range []string{
+		"2026-11-26T14:00:00.000000005Z",
+		"2026-11-26T14:00:00Z",
+		"0001-01-01T00:00:00Z",
+		"2024-02-29T23:59:59.5Z",
+		"2026-11-26T14:00:00.1234567891234Z",
+		"2026-11-26T14:00:00+02:00",
+		"2026-11-26T14:00:00.25-05:30",
+		local,
+		"",
+		"2026-11-26",
+		"2026-13-01T00:00:00Z",
+		"2026-02-30T00:00:00Z",
+		"2026-11-26T24:00:00Z",
+		"2026-11-26T14:60:00Z",
+		"2026-11-26T14:00:60Z",
+		"2026-11-26T14:00:00",
+		"2026-11-26T14:00:00+2:00",
+		"2026-11-26T14:00:00+24:00",
+		"2026-11-26T14:00:00+25:00",
+		"2026-11-26T14:00:00+02:61",
+		"2026-11-26T14:00:00+02:60",
+		"2026-11-26T14:00:00.Z",
+		"2026-11-26T14:00:00z",
+		"2026-1x-26T14:00:00Z",
+	} {
+		want, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			want = time.Time{}
+		}
+		got := parseTime(s)
+		if !got.Equal(want) || got.Location().String() != want.Location().String() || got.Format(time.RFC3339Nano) != want.Format(time.RFC3339Nano) {
+			t.Errorf("parseTime(%q) = %v, time.Parse gives %v", s, got, want)
+		}
+	}
+}

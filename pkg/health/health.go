@@ -341,6 +341,10 @@ func (m *Machine) SetMinGap(g time.Duration) {
 }
 
 // Tracker returns upstream i's tracker: primaries first, then secondaries.
+//
+// Not inlined: inlined at its 16 call sites it cost the mips binary 0.4 KB of code (measured).
+//
+//go:noinline
 func (m *Machine) Tracker(i int) *Tracker {
 	if i < len(m.Primary) {
 		return &m.Primary[i]
@@ -522,6 +526,9 @@ func (m *Machine) Unsettled() bool {
 func (m *Machine) PrimaryUp() []bool   { return ups(m.Primary) }
 func (m *Machine) SecondaryUp() []bool { return ups(m.Secondary) }
 
+// Not inlined: inlined at its call sites it cost the mips binary 1.8 KB of code (measured).
+//
+//go:noinline
 func ups(ts []Tracker) []bool {
 	up := make([]bool, len(ts))
 	for i := range ts {

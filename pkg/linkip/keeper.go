@@ -158,8 +158,8 @@ func clean(s string) string {
 		return ' '
 	}, s)
 	s = strings.Join(strings.Fields(s), " ")
-	if r := []rune(s); len(r) > maxShown {
-		s = string(r[:maxShown]) + "..."
+	if len(s) > maxShown { // ASCII by now: bytes are characters
+		s = s[:maxShown] + "..."
 	}
 	return s
 }

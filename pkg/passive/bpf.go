@@ -219,6 +219,9 @@ type fix struct {
 //go:noinline
 func (a *asm) emit(i insn) { a.ins = append(a.ins, i) }
 
+// Not inlined: inlined at its 15 call sites it cost the mips binary 0.7 KB of code (measured).
+//
+//go:noinline
 func (a *asm) label(name string) {
 	if a.labels == nil {
 		a.labels = map[string]int{}

