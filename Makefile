@@ -10,7 +10,8 @@ export SOURCE_DATE_EPOCH
 
 ARCHS     ?= mips_24kc mipsel_24kc arm_cortex-a7_neon-vfpv4 arm_cortex-a9 aarch64_cortex-a53 aarch64_generic x86_64
 ARCH      ?=
-GOFLAGS_BUILD = -trimpath -ldflags='-s -w -X main.version=$(VERSION)-$(RELEASE)'
+# -gcflags=all=-l: no inlining, the packages' build too (cmd/mkpkg says why)
+GOFLAGS_BUILD = -trimpath -gcflags=all=-l -ldflags='-s -w -X main.version=$(VERSION)-$(RELEASE)'
 
 .PHONY: all build deps demo test unit lint shell-test ipk apk packages qemu-smoke lab-smoke bench fuzz footprint clean feed feed-keys
 

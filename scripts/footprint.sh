@@ -37,7 +37,7 @@ trap 'exit 1' INT TERM
 chmod 755 "$WORK"
 
 echo "building..."
-CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$WORK/nextdns-failover" ./cmd/nextdns-failover || exit 1
+CGO_ENABLED=0 go build -trimpath -gcflags=all=-l -ldflags='-s -w' -o "$WORK/nextdns-failover" ./cmd/nextdns-failover || exit 1
 CGO_ENABLED=0 go build -o "$WORK/fakednsd" ./test/fakednsd || exit 1
 
 # shellcheck source=scripts/wait-file.sh
