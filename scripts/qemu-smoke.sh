@@ -5,7 +5,7 @@
 #   version                       prints the version the package was built with
 #   check  -c <default config>    exit 0 against a dhcp file set up as the install sets it up
 #   render -c <default config>    the healthy list: the default NextDNS endpoints, in order;
-#                                 the failover and stopped lists with the backups
+#                                 the failover list (the backups alone) and the stopped list
 #   render --write                the same list, written to the configured servers_file
 #   probe  -c <loopback config>   exit 0 against a fake DNS server on 127.0.0.1,
 #                                 exit 1 when the only primary is a closed loopback port
@@ -160,7 +160,7 @@ EOF
 		fail "render: healthy list is '$servers', want the default NextDNS endpoints"
 	echo "  render: $servers"
 
-	for st in "failover:9.9.9.9 149.112.112.112 45.90.28.0 45.90.30.0" "stopped:45.90.28.0 45.90.30.0 9.9.9.9 149.112.112.112"; do
+	for st in "failover:9.9.9.9 149.112.112.112" "stopped:45.90.28.0 45.90.30.0 9.9.9.9 149.112.112.112"; do
 		want=""
 		for a in ${st#*:}; do want="${want}server=$a "; done
 		got=$(nfo render -c "$CONF" --state "${st%%:*}" 2>&1 | grep '^server=' | tr '\n' ' ')
