@@ -49,7 +49,11 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	// The linked-IP upkeep starts only once the watchdog runs (after -user has dropped root):
+	// uclient-fetch is never run as root on the daemon's behalf.
 	link := &linkIPUpkeep{ctx: ctx, logf: logf}
+	var last *config.Settings // the settings in force, for the upkeep
+	running := false
 	loadConfig := func() (*config.Settings, error) {
 		s, err := config.Load(*cfg)
 		if err != nil {
@@ -58,7 +62,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		if *dhcp != "" {
 			s.DHCPConfig = *dhcp
 		}
-		if s.Enabled {
+		last = s
+		if running && s.Enabled {
 			link.apply(s.LinkIPURL, s.LinkIPInterval)
 		}
 		return s, nil
@@ -86,13 +91,14 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		Audit:    dnsmasq.AuditServers,
 		Decorate: link.decorate,
 		Drop: func() error {
-			if *runAs == "" {
-				return nil
+			if *runAs != "" {
+				if err := dropTo(*runAs); err != nil {
+					return err
+				}
+				logf("running as %s from now on", *runAs)
 			}
-			if err := dropTo(*runAs); err != nil {
-				return err
-			}
-			logf("running as %s from now on", *runAs)
+			running = true
+			link.apply(last.LinkIPURL, last.LinkIPInterval)
 			return nil
 		},
 		Logf:    logf,
