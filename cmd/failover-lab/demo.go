@@ -100,7 +100,7 @@ func runDemo(ctx context.Context, o *options, stdout io.Writer) error {
 			say("t=%3.0fs  all healthy: dnsmasq sends every query to NextDNS", ev.At.Seconds())
 		case ev.Phase != nil && !ev.Phase.NextDNS.Answering():
 			darkAt, state = ev.At, "NextDNS dark"
-			say("t=%3.0fs  NextDNS goes dark: it drops every packet. The watchdog's probes start failing...", ev.At.Seconds())
+			say("t=%3.0fs  NextDNS goes dark: it drops every packet. dnsmasq's queries to it go unanswered, and the watchdog sees it on the wire...", ev.At.Seconds())
 		case ev.Phase != nil:
 			backAt, state = ev.At, "NextDNS back"
 			say("t=%3.0fs  NextDNS is back. The watchdog waits for it to prove healthy (and for its hold-down)...", ev.At.Seconds())
@@ -110,7 +110,7 @@ func runDemo(ctx context.Context, o *options, stdout io.Writer) error {
 			if darkAt >= 0 {
 				after = fmt.Sprintf(", %.1f s after NextDNS went dark", (ev.At - darkAt).Seconds())
 			}
-			say("t=%3.0fs  failover: the watchdog rewrote the servers-file (backup first) and sent SIGHUP to dnsmasq%s", ev.At.Seconds(), after)
+			say("t=%3.0fs  failover: one confirmation probe failed; the watchdog rewrote the servers-file (the backup alone) and sent SIGHUP to dnsmasq%s", ev.At.Seconds(), after)
 		case ev.Switch != nil && ev.Switch.First == viaNextDNS:
 			state = "back on NextDNS"
 			after := ""

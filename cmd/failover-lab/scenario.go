@@ -292,7 +292,7 @@ func strategies() []Strategy {
 		{Key: "default-order", Title: "static, both, default order", WithBackup: true,
 			TradeOff: "dnsmasq races the servers: a steady share of queries goes to the backup even when NextDNS is fine"},
 		{Key: "availability", Title: "nextdns-failover, availability", Daemon: true, Mode: "availability", StrictOrder: true,
-			TradeOff: "NextDNS alone while it answers, the backup first while it is down; loses queries until the switch"},
+			TradeOff: "NextDNS alone while it answers, the backups alone while it is down; the switch comes before a client resends"},
 		{Key: "privacy", Title: "nextdns-failover, privacy", Daemon: true, Mode: "privacy", StrictOrder: true,
 			TradeOff: "never a non-NextDNS server: as private as NextDNS only, only reorders NextDNS endpoints"},
 	}
