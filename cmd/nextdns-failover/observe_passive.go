@@ -37,6 +37,8 @@ func openPassive(ups []netip.AddrPort, timeout time.Duration) (watchdog.Observer
 
 func (o *passiveObserver) Suspect() <-chan struct{} { return o.w.Suspect() }
 
+func (o *passiveObserver) Err() error { return o.w.Err() }
+
 func (o *passiveObserver) Take(now time.Time) []health.Seen { return seenOf(o.w.Take(now)) }
 
 func (o *passiveObserver) SetUpstreams(ups []netip.AddrPort, timeout time.Duration) error {

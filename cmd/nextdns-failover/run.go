@@ -47,10 +47,16 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(gcPercent)
 	}
+	// SIGHUP and SIGUSR1 are caught from the start: their default action ends the process, and
+	// procd's WAN-up trigger may send a SIGHUP while the daemon is still starting at boot. They
+	// wait in the channel until the loop below reads them.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	// The linked-IP upkeep starts only once the watchdog runs (after -user has dropped root):
-	// uclient-fetch is never run as root on the daemon's behalf.
+	// The linked-IP upkeep starts only once the watchdog runs, after -user has dropped root
+	// where the daemon runs as the dnsmasq user (with ujail it stays root, and so does
+	// uclient-fetch).
 	link := &linkIPUpkeep{ctx: ctx, logf: logf}
 	var last *config.Settings // the settings in force, for the upkeep
 	running := false
@@ -115,8 +121,6 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 
 	reload := make(chan struct{}, 1)
 	control := make(chan watchdog.Override, 1)
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1)
 	go func() {
 		for sig := range sigs {
 			switch sig {

@@ -3,6 +3,7 @@ package passive
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/netip"
 	"os"
@@ -36,6 +37,7 @@ type Watcher struct {
 	armed  bool
 	closed bool
 	drops  uint64 // packets the kernel dropped for want of buffer space, so far
+	err    error  // why Run stopped on its own (a socket error), nil while it reads
 }
 
 // Open opens the packet socket with a filter for upstreams and returns a Watcher that counts a
@@ -79,10 +81,23 @@ func (w *Watcher) Run(ctx context.Context) {
 			w.handle(buf[:n])
 		case err == io.EOF, errors.Is(err, syscall.ENETDOWN), errors.Is(err, syscall.ENOBUFS), errors.Is(err, syscall.EINTR):
 			// An empty packet, or an interface going down while a packet was queued: go on.
-		default:
-			return // closed, deadline (ctx ended), or a socket error
+		default: // closed, deadline (ctx ended), or a socket error
+			w.mu.Lock()
+			if !w.closed && ctx.Err() == nil {
+				w.err = fmt.Errorf("the packet socket failed: %w", err)
+			}
+			w.mu.Unlock()
+			return
 		}
 	}
+}
+
+// Err says why Run stopped reading on its own (a socket error: the Watcher sees nothing
+// more), nil while it reads, after Close and after its context ended.
+func (w *Watcher) Err() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
 }
 
 // handle parses one packet and records it.

@@ -4,6 +4,7 @@ package watchdog
 // virtual time, with the nudges the real watcher would send.
 
 import (
+	"errors"
 	"net/netip"
 	"strings"
 	"testing"
@@ -213,5 +214,35 @@ func TestPassiveOffSaysWhy(t *testing.T) {
 	w.run(wd, nil, nil)
 	if w.last.Passive != "on" {
 		t.Errorf("passive %q", w.last.Passive)
+	}
+}
+
+// An observer that stops on its own (its socket failed) is closed: the status says passive is
+// off and why, one warning is logged, and probing goes on as without it.
+func TestPassiveObserverThatStopsIsOff(t *testing.T) {
+	c := &client{dark: time.Hour}
+	w, wd := passiveWorld(t, 30*time.Second, c, func(time.Duration, netip.AddrPort) bool { return false })
+	w.onRound = func(at time.Duration, w *world) {
+		if at >= 10*time.Second && w.observerErr == nil {
+			w.observerErr = errors.New("the packet socket failed: network is down")
+		}
+	}
+	w.run(wd, nil, nil)
+	if want := "off (the packet socket failed: network is down)"; w.last.Passive != want {
+		t.Errorf("passive %q, want %q", w.last.Passive, want)
+	}
+	n := 0
+	for _, l := range w.logs {
+		if strings.HasPrefix(l, "warning: passive observation off: the packet socket failed") {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d warnings about the stopped observer, want 1; log:\n%s", n, strings.Join(w.logs, "\n"))
+	}
+	for _, h := range w.hooks {
+		if h.New == "failover" {
+			t.Errorf("failed over after the observer stopped: %+v", h)
+		}
 	}
 }

@@ -58,6 +58,8 @@ type Observer interface {
 	// SetUpstreams (or the opener).
 	Take(now time.Time) []health.Seen
 	SetUpstreams(ups []netip.AddrPort, timeout time.Duration) error
+	// Err is non-nil once the observer stopped seeing packets on its own (a socket error).
+	Err() error
 	Close() error
 }
 
@@ -352,12 +354,14 @@ func (w *Watchdog) reload() {
 	}
 	changed := !sameUpstreams(w.s, s)
 	passiveChanged := s.Passive != w.s.Passive
+	// The ledger counts a query unanswered after timeout: a new timeout must reach it too.
+	refilter := changed || s.Timeout != w.s.Timeout
 	w.apply(s)
 	switch {
 	case passiveChanged:
 		w.closeObserver()
 		w.openObserver()
-	case changed && w.obs != nil:
+	case refilter && w.obs != nil:
 		if err := w.obs.SetUpstreams(addrs(w.upstreams()), s.Timeout); err != nil {
 			w.d.Logf("warning: passive observation off after the reload: %v", err)
 			w.closeObserver()
@@ -483,6 +487,12 @@ func (w *Watchdog) round(ctx context.Context) {
 // observe feeds the passive evidence into health; it returns the upstreams to confirm.
 func (w *Watchdog) observe(now time.Time) (confirm []int, changed bool) {
 	if w.obs == nil {
+		return nil, false
+	}
+	if err := w.obs.Err(); err != nil {
+		w.d.Logf("warning: passive observation off: %v; probing only, as without it", err)
+		w.closeObserver()
+		w.passive = "off (" + err.Error() + ")"
 		return nil, false
 	}
 	seen := w.obs.Take(now)

@@ -28,23 +28,24 @@ type world struct {
 	cancel context.CancelFunc
 	down   func(at time.Duration, addr netip.AddrPort) bool // is addr failing at this time?
 
-	file     string
-	writes   []write
-	signals  int
-	sigErr   error
-	logs     []string
-	last     *status.Status
-	writeErr error
-	settings *config.Settings
-	loadErr  error
-	onRound  func(at time.Duration, w *world)
-	offline  bool          // failing probes fail on the router's side (no route)
-	failCost time.Duration // how long a failed probe round takes (default 2 s; a shorter probe timeout caps it)
-	timeout  time.Duration // the timeout of the prober of the round in progress
-	probes   map[string]int
-	failed   map[string]int // failed probes per address since its last good one (the observer sees them too)
-	rounds   []probeRound
-	hooks    []Change
+	file        string
+	writes      []write
+	signals     int
+	sigErr      error
+	logs        []string
+	last        *status.Status
+	writeErr    error
+	settings    *config.Settings
+	loadErr     error
+	onRound     func(at time.Duration, w *world)
+	offline     bool          // failing probes fail on the router's side (no route)
+	failCost    time.Duration // how long a failed probe round takes (default 2 s; a shorter probe timeout caps it)
+	timeout     time.Duration // the timeout of the prober of the round in progress
+	probes      map[string]int
+	failed      map[string]int // failed probes per address since its last good one (the observer sees them too)
+	observerErr error          // the observer stopped on its own (a socket error)
+	rounds      []probeRound
+	hooks       []Change
 
 	// Passive: the observer's view at a time (nil: no observer), and the times it nudges.
 	seen    func(at time.Duration) []health.Seen
@@ -93,6 +94,11 @@ func (w *world) After(d time.Duration) <-chan time.Time {
 type fakeObserver struct{ w *world }
 
 func (o fakeObserver) Suspect() <-chan struct{} { return o.w.suspect }
+func (o fakeObserver) Err() error {
+	o.w.mu.Lock()
+	defer o.w.mu.Unlock()
+	return o.w.observerErr
+}
 func (o fakeObserver) Take(now time.Time) []health.Seen {
 	seen := o.w.seen(now.Sub(o.w.t0))
 	o.w.mu.Lock()
