@@ -103,6 +103,9 @@ STUB
 		# shellcheck disable=SC2016 # expanded by the stand-in, not here
 		printf '#!/bin/sh\necho "initd %s $*" >>"$C/log"\n' "$s" >"$C/initd/$s"
 	done
+	# our init script's `running`: true only while $C/daemon-running exists
+	# shellcheck disable=SC2016 # expanded by the stand-in, not here
+	printf '[ "$1" != running ] || [ -e "$C/daemon-running" ]\n' >>"$C/initd/nextdns-failover"
 	chmod 0755 "$C/bin/nextdns-failover" "$C/initd/dnsmasq" "$C/initd/nextdns-failover"
 }
 
@@ -130,7 +133,7 @@ PROG="$C/bin/nextdns-failover"
 CONFIG_FILE="$C/config/nextdns-failover"
 PASSWD_FILE="$C/passwd"
 UJAIL="$C/ujail"
-DHCP_COPY="$C/run/nextdns-failover/dhcp"
+DHCP_COPY="$C/etc-var/nextdns-failover/dhcp"
 rec() { echo "$*" >>"$C/log"; }
 procd_open_instance() { rec "procd_open_instance $*"; }
 procd_set_param() { rec "procd_set_param $*"; }
@@ -161,9 +164,9 @@ run_init() {
 
 # copy_ok: the daemon's copy of dhcp is dhcp, mode 0640.
 copy_ok() {
-	cmp -s "$C/config/dhcp" "$C/run/nextdns-failover/dhcp" || fail "the daemon's copy of dhcp differs from dhcp"
-	mode_is "$C/run/nextdns-failover/dhcp" 640 "the daemon's copy of dhcp"
-	[ -e "$C/run/nextdns-failover/dhcp.new" ] && fail "half a copy left"
+	cmp -s "$C/config/dhcp" "$C/etc-var/nextdns-failover/dhcp" || fail "the daemon's copy of dhcp differs from dhcp"
+	mode_is "$C/etc-var/nextdns-failover/dhcp" 640 "the daemon's copy of dhcp"
+	[ -e "$C/etc-var/nextdns-failover/dhcp.new" ] && fail "half a copy left"
 	return 0
 }
 
@@ -181,7 +184,7 @@ expect_log <<EOF
 procd_running nextdns-failover watchdog
 nextdns-failover render -c $C/config/nextdns-failover --state healthy --write
 procd_open_instance watchdog
-procd_set_param command $P run -c $C/config/nextdns-failover -dhcp $C/run/nextdns-failover/dhcp
+procd_set_param command $P run -c $C/config/nextdns-failover -dhcp $C/etc-var/nextdns-failover/dhcp
 procd_set_param respawn 3600 5 0
 procd_set_param stdout 1
 procd_set_param stderr 1
@@ -213,11 +216,11 @@ expect_log <<EOF
 procd_running nextdns-failover watchdog
 nextdns-failover render -c $C/config/nextdns-failover --state healthy --write
 chown dnsmasq:dnsmasq $C/run/nextdns-failover
-chown dnsmasq:dnsmasq $C/run/nextdns-failover/servers.conf
+chown -h dnsmasq:dnsmasq $C/run/nextdns-failover/servers.conf
 chown dnsmasq:dnsmasq $C/run/nextdns-failover
-chgrp dnsmasq $C/run/nextdns-failover/dhcp.new
+chgrp dnsmasq $C/etc-var/nextdns-failover/dhcp.new
 procd_open_instance watchdog
-procd_set_param command $P run -c $C/config/nextdns-failover -dhcp $C/run/nextdns-failover/dhcp -user dnsmasq
+procd_set_param command $P run -c $C/config/nextdns-failover -dhcp $C/etc-var/nextdns-failover/dhcp -user dnsmasq
 procd_set_param respawn 3600 5 0
 procd_set_param stdout 1
 procd_set_param stderr 1
@@ -227,13 +230,22 @@ start_service: rc=0
 EOF
 copy_ok
 
+new_case "init: a symlink planted in the daemon's folder is never chowned (root would follow it)"
+P="$C/bin/nextdns-failover"
+echo 'dnsmasq:x:453:453:dnsmasq:/var/run/dnsmasq:/bin/false' >"$C/passwd"
+mkdir -p "$C/run/nextdns-failover"
+ln -s "$C/config/dhcp" "$C/run/nextdns-failover/status.json"
+run_init start_service
+grep -q "chown.*status.json" "$C/log" && fail "chowned a symlink in the user's folder"
+grep -q "procd_close_instance" "$C/log" || fail "no instance"
+
 new_case "init: start while the watchdog runs leaves its list alone"
 P="$C/bin/nextdns-failover"
 RUNNING=1 run_init start_service
 expect_log <<EOF
 procd_running nextdns-failover watchdog
 procd_open_instance watchdog
-procd_set_param command $P run -c $C/config/nextdns-failover -dhcp $C/run/nextdns-failover/dhcp
+procd_set_param command $P run -c $C/config/nextdns-failover -dhcp $C/etc-var/nextdns-failover/dhcp
 procd_set_param respawn 3600 5 0
 procd_set_param stdout 1
 procd_set_param stderr 1
@@ -290,12 +302,12 @@ uci -c "$C/config" commit dhcp
 RUNNING=1 run_init reload_service
 expect_log <<EOF
 procd_running nextdns-failover watchdog
-chgrp dnsmasq $C/run/nextdns-failover/dhcp.new
+chgrp dnsmasq $C/etc-var/nextdns-failover/dhcp.new
 procd_send_signal nextdns-failover watchdog HUP
 reload_service: rc=0
 EOF
 copy_ok
-grep -q "/new/10.0.0.1" "$C/run/nextdns-failover/dhcp" || fail "the copy is not the committed dhcp"
+grep -q "/new/10.0.0.1" "$C/etc-var/nextdns-failover/dhcp" || fail "the copy is not the committed dhcp"
 
 new_case "init: an unreadable dhcp_config: a warning, and the daemon still starts"
 uci -c "$C/config" set "nextdns-failover.settings.dhcp_config=$C/config/nosuch"
@@ -356,7 +368,7 @@ head -1 "$INIT" | grep -qx '#!/bin/sh /etc/rc.common' || fail "not an rc.common 
 # setup ACTION: run the install/removal script in the shell under test.
 setup() {
 	UCI_CONFIG_DIR="$C/config" NFO_BIN="${REAL_BIN:-$C/bin/nextdns-failover}" NFO_INITD="$C/initd" \
-		NFO_STATE_DIR="$C/state" NFO_NEXTDNS_CONF="$C/nextdns.conf" NFO_DNSMASQ_D="$C/dnsmasq.d" \
+		NFO_STATE_DIR="$C/state" NFO_DHCP_COPY_DIR="$C/etc-var/nextdns-failover" NFO_NEXTDNS_CONF="$C/nextdns.conf" NFO_DNSMASQ_D="$C/dnsmasq.d" \
 		$SH "$SETUP" "$@" 2>>"$C/stderr"
 }
 
@@ -467,6 +479,21 @@ cp "$ROOT/scripts/testdata/dhcp/two-instances" "$C/config/dhcp"
 : >"$C/log"
 SEC=guest W_PRIMARY="45.90.28.0 45.90.30.0" W_SECONDARY="149.112.112.112" W_SERVER="/guest/192.168.2.1" \
 	lifecycle two-instances
+
+new_case "setup: a running daemon is reloaded once when install changed something, never when not; removal forgets the dhcp copy" realistic
+touch "$C/daemon-running"
+setup install || fail "install failed"
+expect_eq "$(grep -c 'initd nextdns-failover reload' "$C/log")" 1 "reloads of the running daemon after install"
+: >"$C/log"
+setup install || fail "second install failed"
+grep -q 'initd nextdns-failover reload' "$C/log" && fail "reloaded the daemon although nothing changed"
+mkdir -p "$C/etc-var/nextdns-failover" "$C/run/nextdns-failover"
+echo copy >"$C/etc-var/nextdns-failover/dhcp"
+echo '{}' >"$C/run/nextdns-failover/override.json"
+rm -f "$C/daemon-running"
+setup remove || fail "remove failed"
+[ -e "$C/etc-var/nextdns-failover" ] && fail "removal left the copy of dhcp behind"
+[ -e "$C/run/nextdns-failover/override.json" ] && fail "removal left the override request behind"
 
 new_case "setup: awkward values (spaces, quotes, empty, shell syntax) leave dhcp and come back exactly" awkward
 W_PRIMARY="45.90.28.0 45.90.30.0" W_SECONDARY="1.1.1.1" W_SERVER="'/x y/192.168.1.1' /lan/192.168.1.1" \
