@@ -457,8 +457,8 @@ EOF
 new_case "setup: stock OpenWrt dhcp: defaults kept, dhcp restored" stock
 W_PRIMARY="45.90.28.0 45.90.30.0" W_SECONDARY="9.9.9.9 149.112.112.112" W_SERVER="" lifecycle stock
 
-new_case "setup: realistic dhcp: local proxy becomes a secondary, domains stay" realistic
-W_PRIMARY="45.90.28.0 45.90.30.0" W_SECONDARY="127.0.0.1#5353" \
+new_case "setup: realistic dhcp: local proxy becomes a secondary before the shipped direct backups, domains stay" realistic
+W_PRIMARY="45.90.28.0 45.90.30.0" W_SECONDARY="127.0.0.1#5353 9.9.9.9 149.112.112.112" \
 	W_SERVER="/lan/192.168.1.1 /example.com/10.0.0.53" lifecycle realistic
 
 new_case "setup: NextDNS user: their endpoints replace ours, odd entries kept for removal" nextdns-user
@@ -602,7 +602,7 @@ uci -c "$C/config" commit dhcp
 hdp_case nextdns "127.0.0.1#5053" "9.9.9.9 149.112.112.112"
 
 new_case "forwarders: https-dns-proxy NextDNS + Cloudflare + Google: ports as it assigns them" stock
-hdp_case nextdns-cloudflare "127.0.0.1#5054" "127.0.0.1#5053 ::1#5060"
+hdp_case nextdns-cloudflare "127.0.0.1#5054" "127.0.0.1#5053 ::1#5060 9.9.9.9 149.112.112.112"
 for l in "@https-dns-proxy\[0\] (cloudflare-dns.com): not NextDNS, at 127.0.0.1#5053: a secondary" \
 	"@https-dns-proxy\[1\] (dns.nextdns.io): NextDNS at 127.0.0.1#5054: a primary" \
 	"@https-dns-proxy\[2\] (dns.google): not NextDNS, at ::1#5060: a secondary"; do
@@ -648,7 +648,7 @@ grep -q "stubby (2 resolvers, all NextDNS): NextDNS at 127.0.0.1#5453: a primary
 	fail "no line saying what was found and where it went"
 
 new_case "forwarders: stubby to NextDNS and Quad9: secondaries" stock
-stubby_case mixed "45.90.28.0 45.90.30.0" "127.0.0.1#5453 0::1#5453"
+stubby_case mixed "45.90.28.0 45.90.30.0" "127.0.0.1#5453 0::1#5453 9.9.9.9 149.112.112.112"
 grep -q "stubby (3 resolvers, not all NextDNS): not NextDNS, at 127.0.0.1#5453: a secondary" "$C/stderr" ||
 	fail "no line saying what was found and where it went"
 
