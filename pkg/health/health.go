@@ -33,6 +33,10 @@ type Tracker struct {
 	// sees our probes too, so that many of its silent queries may be ours: only the rest is
 	// evidence from clients.
 	Misses int
+	// Answers: our own probes answered since the last passive window, which the observer
+	// counts as answered queries too: they are no client traffic, so they do not spare the
+	// next round's probe.
+	Answers int
 
 	lastBad time.Time
 }
@@ -400,6 +404,9 @@ func (m *Machine) RoundOf(now time.Time, obs []Obs) Decision {
 		case o == Good || t.Traffic:
 			t.ObserveAt(now, true)
 		}
+		if o == Good {
+			t.Answers++
+		}
 		t.Traffic = false
 	}
 	return m.decide(now)
@@ -424,8 +431,12 @@ func (m *Machine) Passive(now time.Time, seen []*Seen, timeout time.Duration) (c
 			continue
 		}
 		t := m.Tracker(i)
-		if s.Answered > 0 {
+		clientAnswers := s.Answered - t.Answers // the answered queries that are not our probes
+		t.Answers = 0
+		if clientAnswers > 0 {
 			t.Traffic = true
+		}
+		if s.Answered > 0 {
 			t.rtt(s.RTT)
 		}
 		clients := *s
@@ -452,6 +463,7 @@ func (m *Machine) Confirm(now time.Time, i int, ok bool, rtt time.Duration) {
 	t.LastProbe = now
 	if ok {
 		t.Suspect, t.Misses = false, 0
+		t.Answers++
 		t.rtt(rtt)
 		return
 	}

@@ -335,3 +335,20 @@ func TestDueProbesOnlyWhatIsNeeded(t *testing.T) {
 		t.Errorf("in doubt %v: want everything", got)
 	}
 }
+
+// The observer sees our own probes: an answered probe is no client traffic, so it does not
+// spare the next round's probe (on an idle LAN that would halve the probing of NextDNS), while
+// a client's answer does.
+func TestOwnAnsweredProbeIsNoTraffic(t *testing.T) {
+	m := NewMachine(1, 1, 2, 3, false, 30*time.Second, time.Unix(0, 0))
+	now := time.Unix(5, 0)
+	m.RoundOf(now, []Obs{Good, Good})
+	m.Passive(now.Add(time.Second), []*Seen{{Answered: 1}, nil}, time.Second)
+	if m.Tracker(0).Traffic {
+		t.Fatal("our own answered probe counted as client traffic")
+	}
+	m.Passive(now.Add(2*time.Second), []*Seen{{Answered: 1}, nil}, time.Second)
+	if !m.Tracker(0).Traffic {
+		t.Fatal("a client's answered query did not count as traffic")
+	}
+}

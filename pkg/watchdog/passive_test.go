@@ -221,7 +221,8 @@ func TestPassiveOffSaysWhy(t *testing.T) {
 // off and why, one warning is logged, and probing goes on as without it.
 func TestPassiveObserverThatStopsIsOff(t *testing.T) {
 	c := &client{dark: time.Hour}
-	w, wd := passiveWorld(t, 30*time.Second, c, func(time.Duration, netip.AddrPort) bool { return false })
+	// A busy LAN probes little (once a minute): the failure is noticed at the next round.
+	w, wd := passiveWorld(t, 3*time.Minute, c, func(time.Duration, netip.AddrPort) bool { return false })
 	w.onRound = func(at time.Duration, w *world) {
 		if at >= 10*time.Second && w.observerErr == nil {
 			w.observerErr = errors.New("the packet socket failed: network is down")
@@ -233,7 +234,7 @@ func TestPassiveObserverThatStopsIsOff(t *testing.T) {
 	}
 	n := 0
 	for _, l := range w.logs {
-		if strings.HasPrefix(l, "warning: passive observation off: the packet socket failed") {
+		if strings.Contains(l, "warning: passive observation off: the packet socket failed") {
 			n++
 		}
 	}
